@@ -1,0 +1,33 @@
+# Every target creates .venv and installs what it needs: nothing has to be installed by hand.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-test
+
+.PHONY: test lint unit install clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip uv
+
+# Re-install whenever pyproject.toml changes.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/uv pip install -q -p $(BIN)/python -e '.[test]' || $(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check airflow_provider_conversations tests dags_examples benchmarks
+	$(BIN)/mypy
+
+# The whole suite (unit, simulator, DAG-level and end-to-end tests).
+test: lint
+	$(BIN)/pytest
+
+# Quick loop while developing: everything but the real-Airflow end-to-end tests.
+unit: $(STAMP)
+	$(BIN)/pytest -m "not e2e"
+
+clean:
+	rm -rf $(VENV) .scratch .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,210 @@
+"""Declarative filter tables: each vendor lists what it accepts, validation happens before any request.
+
+A vendor hook declares a :class:`FilterSet`; :func:`validate_filters` is the same check the operators run
+at DAG parse time, so a typo in a filter name breaks the DAG import instead of a 3 a.m. run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from airflow_provider_conversations.exceptions import InvalidFilterError
+
+Kind = Literal["str", "int", "bool", "enum", "json"]
+#: Query parameters in the form ``requests`` accepts: repeated parameters are lists.
+Params = dict[str, str | list[str]]
+
+
+@dataclass(frozen=True)
+class Filter:
+    """One query filter of a vendor's list endpoint."""
+
+    name: str
+    kind: Kind = "str"
+    choices: tuple[str, ...] = ()
+    minimum: int | None = None
+    maximum: int | None = None
+    repeatable: bool = False
+    #: For ``str`` filters: a regular expression each value must match in full, and how to describe it.
+    pattern: str | None = None
+    pattern_hint: str = ""
+    #: A deprecated spelling accepted for compatibility; its value is sent under ``alias_of``.
+    alias_of: str | None = None
+    description: str = ""
+
+    def allowed(self) -> str:
+        if self.kind == "enum":
+            text = "one of " + ", ".join(repr(c) for c in self.choices)
+        elif self.kind == "int":
+            bounds = [f">= {self.minimum}" if self.minimum is not None else "",
+                      f"<= {self.maximum}" if self.maximum is not None else ""]
+            text = " ".join(["an integer", " and ".join(b for b in bounds if b)]).strip()
+        elif self.kind == "bool":
+            text = "true or false"
+        elif self.kind == "json":
+            text = "a JSON object (a dict, or a string holding one)"
+        elif self.pattern:
+            text = f"a string {self.pattern_hint}".strip()
+        else:
+            text = "a non-empty string"
+        return f"{text}, or a list of such values" if self.repeatable else text
+
+
+@dataclass(frozen=True)
+class FilterSet:
+    """Everything a vendor's list endpoint accepts besides paging and time bounds."""
+
+    vendor: str
+    filters: tuple[Filter, ...]
+    #: Pairs of filters that may not be combined (e.g. PolyAI ``variant_id`` / ``variant_name``).
+    exclusive: tuple[tuple[str, str], ...] = ()
+    #: Pairs ``(low, high)`` of integer filters where ``low`` must not exceed ``high``.
+    ordered: tuple[tuple[str, str], ...] = ()
+    #: Parameters the hook sets itself, with the reason shown to a user who passes them as filters.
+    reserved: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_name", {f.name: f for f in self.filters})
+
+    def get(self, name: str) -> Filter | None:
+        by_name: dict[str, Filter] = self._by_name  # type: ignore[attr-defined]
+        return by_name.get(name)
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.filters]
+
+    def validate(self, filters: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Check names and values; return them normalised (aliases resolved, ``None`` values dropped)."""
+        if filters is None:
+            return {}
+        if not isinstance(filters, Mapping):
+            raise InvalidFilterError(
+                f"filters must be a dict of {self.vendor} filter names to values, got "
+                f"{type(filters).__name__} {filters!r}"
+            )
+        out: dict[str, Any] = {}
+        for name, value in filters.items():
+            spec = self.get(name) if isinstance(name, str) else None
+            if spec is None:
+                if isinstance(name, str) and name in self.reserved:
+                    raise InvalidFilterError(
+                        f"{self.vendor} filter {name!r} cannot be passed in filters: {self.reserved[name]}"
+                    )
+                raise InvalidFilterError(
+                    f"unknown {self.vendor} filter {name!r}; allowed filters: {', '.join(sorted(self.names))}"
+                )
+            if value is None:
+                continue
+            target = spec.alias_of or spec.name
+            if target in out:
+                raise InvalidFilterError(
+                    f"{self.vendor} filter {name!r} is a deprecated alias of {target!r}; pass only one of them"
+                )
+            out[target] = _coerce(self.vendor, spec, value)
+        for a, b in self.exclusive:
+            if a in out and b in out:
+                raise InvalidFilterError(
+                    f"{self.vendor} filters {a!r} and {b!r} are mutually exclusive; pass only one of them"
+                )
+        for low, high in self.ordered:
+            if low in out and high in out and out[low] > out[high]:
+                raise InvalidFilterError(
+                    f"{self.vendor} filter {low!r}={out[low]} is greater than {high!r}={out[high]}; "
+                    "the range would be empty"
+                )
+        return out
+
+    def to_params(self, validated: Mapping[str, Any]) -> Params:
+        """Render validated values as query parameters (repeatable ones as repeated parameters)."""
+        params: Params = {}
+        for name, value in validated.items():
+            if isinstance(value, list):
+                params[name] = [_render(v) for v in value]
+            else:
+                params[name] = _render(value)
+        return params
+
+
+def _render(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _bad(vendor: str, spec: Filter, value: Any, extra: str = "") -> InvalidFilterError:
+    return InvalidFilterError(
+        f"{vendor} filter {spec.name!r} got {value!r}{extra}; allowed: {spec.allowed()}"
+    )
+
+
+def _coerce(vendor: str, spec: Filter, value: Any) -> Any:
+    if spec.repeatable:
+        values = list(value) if isinstance(value, list | tuple | set | frozenset) else [value]
+        if not values:
+            raise _bad(vendor, spec, value, " (an empty list)")
+        if isinstance(value, set | frozenset):
+            values = sorted(values, key=str)
+        return [_coerce_one(vendor, spec, v) for v in values]
+    if isinstance(value, list | tuple | set | frozenset):
+        raise _bad(vendor, spec, value, " (a list, but this filter takes a single value)")
+    return _coerce_one(vendor, spec, value)
+
+
+def _coerce_one(vendor: str, spec: Filter, value: Any) -> Any:
+    kind = spec.kind
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise _bad(vendor, spec, value)
+    if kind == "int":
+        number: int | None = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+            number = int(value)
+        if number is None:
+            raise _bad(vendor, spec, value)
+        if (spec.minimum is not None and number < spec.minimum) or (
+            spec.maximum is not None and number > spec.maximum
+        ):
+            raise _bad(vendor, spec, value, " (out of range)")
+        return number
+    if kind == "enum":
+        if isinstance(value, str) and value in spec.choices:
+            return value
+        raise _bad(vendor, spec, value)
+    if kind == "json":
+        obj = value
+        if isinstance(value, str):
+            try:
+                obj = json.loads(value)
+            except ValueError:
+                raise _bad(vendor, spec, value, " (not valid JSON)") from None
+        if not isinstance(obj, dict):
+            raise _bad(vendor, spec, value)
+        return json.dumps(obj, separators=(",", ":"), sort_keys=True)
+    # str
+    if not isinstance(value, str) or not value.strip():
+        raise _bad(vendor, spec, value)
+    if spec.pattern and not re.fullmatch(spec.pattern, value):
+        raise _bad(vendor, spec, value)
+    return value
+
+
+def validate_filters(conn_type_or_hook: str | type, filters: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Validate ``filters`` for a vendor (a connection type such as ``"polyai"``, or a hook class).
+
+    Operators call this when the DAG is parsed; it imports only the vendor's hook module and sends nothing.
+    """
+    from airflow_provider_conversations.hooks import hook_class
+
+    cls = hook_class(conn_type_or_hook) if isinstance(conn_type_or_hook, str) else conn_type_or_hook
+    filter_set: FilterSet = getattr(cls, "filter_set")  # noqa: B009  (any hook class, typed loosely)
+    return filter_set.validate(filters)

@@ -1,0 +1,54 @@
+"""Local vendor simulators: real HTTP servers on 127.0.0.1 that speak each vendor's wire format.
+
+Shipped with the package so users can test their own DAGs offline::
+
+    from airflow_provider_conversations.testing import simulator
+
+    with simulator("polyai", conversations=5000) as sim:
+        os.environ["AIRFLOW_CONN_POLYAI_DEFAULT"] = json.dumps(sim.connection())
+        ...
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from airflow_provider_conversations.testing.dataset import Conversation, generate
+from airflow_provider_conversations.testing.server import Faults, SimRequest, SimResponse, VendorSimulator
+
+#: vendor -> simulator class path
+SIMULATORS: dict[str, str] = {
+    "parrotmob": "airflow_provider_conversations.testing.parrotmob.ParrotMobSimulator",
+    "anyreach": "airflow_provider_conversations.testing.anyreach.AnyreachSimulator",
+    "polyai": "airflow_provider_conversations.testing.polyai.PolyAISimulator",
+    "elevenlabs": "airflow_provider_conversations.testing.elevenlabs.ElevenLabsSimulator",
+    "replyful": "airflow_provider_conversations.testing.replyful.ReplyfulSimulator",
+}
+
+
+def simulator_class(vendor: str) -> type[VendorSimulator]:
+    path = SIMULATORS.get(vendor)
+    if path is None:
+        raise ValueError(f"unknown vendor {vendor!r}; allowed: {', '.join(SIMULATORS)}")
+    module, _, name = path.rpartition(".")
+    cls: type[VendorSimulator] = getattr(import_module(module), name)
+    return cls
+
+
+def simulator(vendor: str, **kwargs: Any) -> VendorSimulator:
+    """A (not yet started) simulator for ``vendor``; use it as a context manager to run it."""
+    return simulator_class(vendor)(**kwargs)
+
+
+__all__ = [
+    "SIMULATORS",
+    "Conversation",
+    "Faults",
+    "SimRequest",
+    "SimResponse",
+    "VendorSimulator",
+    "generate",
+    "simulator",
+    "simulator_class",
+]

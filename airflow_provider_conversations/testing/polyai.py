@@ -1,0 +1,244 @@
+"""PolyAI simulator: ``/{v1|v3}/{account}/{project}/conversations`` with ``x-api-key`` auth."""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from airflow_provider_conversations.testing.dataset import DEFAULT_START, Conversation, generate
+from airflow_provider_conversations.testing.server import SimRequest, SimResponse, VendorSimulator
+
+PATH = re.compile(r"^/(v1|v3)/([^/]+)/([^/]+)/conversations/?$")
+CHANNELS = ("voice", "webchat", "sms")
+ENVS = ("live", "live", "live", "sandbox", "pre-release")
+LIMITS = {"v1": 5000, "v3": 1000}
+DEFAULT_LIMIT = {"v1": 5, "v3": 50}
+
+
+def _iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class PolyAISimulator(VendorSimulator):
+    """Conversations in ascending ``started_at`` order; ``start_time``/``end_time`` bounds.
+
+    ``bounds`` picks how the server compares ``start_time``/``end_time`` (undocumented by PolyAI):
+    ``"inclusive"`` (default) or ``"exclusive"``; the hook must be exact under both.
+    """
+
+    vendor = "polyai"
+    auth_header = "x-api-key"
+    auth_prefix = ""
+
+    def __init__(
+        self,
+        conversations: int | list[Conversation] = 1000,
+        *,
+        seed: int = 0,
+        start: datetime = DEFAULT_START,
+        span: timedelta = timedelta(days=3),
+        account_id: str = "acct-1",
+        project_id: str = "proj-1",
+        bounds: str = "inclusive",
+        precision: timedelta = timedelta(milliseconds=1),
+        **server: Any,
+    ) -> None:
+        super().__init__(**server)
+        self.account_id = account_id
+        self.project_id = project_id
+        self.bounds = bounds
+        data = conversations if isinstance(conversations, list) else generate(
+            conversations, seed=seed, start=start, span=span, precision=precision, in_progress_fraction=0.05
+        )
+        self.records: list[dict[str, Any]] = []
+        self._load(data)
+
+    # ------------------------------------------------------------------ data
+
+    def render(self, c: Conversation) -> dict[str, Any]:
+        return {
+            "id": c.extra.get("id", f"CONV-{c.index:08d}"),
+            "account_id": self.account_id,
+            "project_id": self.project_id,
+            "environment": ENVS[c.channel % len(ENVS)],
+            "started_at": _iso(c.created),
+            "channel": CHANNELS[c.channel % len(CHANNELS)],
+            "in_progress": c.in_progress,
+            "num_turns": c.turns,
+            "total_duration": c.duration,
+            "variant_id": f"var-{c.agent}",
+            "variant_name": f"Variant {c.agent}",
+            "turns": [{"role": "user", "text": f"hello {c.user}"}],
+            "metrics": {"latency_ms": 100 + c.rating},
+            "state": {},
+        }
+
+    def _load(self, data: list[Conversation]) -> None:
+        with self.lock:
+            self.records = sorted((self.render(c) for c in data), key=lambda r: (r["started_at"], r["id"]))
+            self._keys = [r["started_at"] for r in self.records]
+            self._blobs = [orjson.dumps(r) for r in self.records]
+            self._cache: dict[tuple[Any, ...], list[int]] = {}
+
+    def add(self, conversations: list[Conversation]) -> None:
+        """Insert conversations (e.g. while a walk is running)."""
+        with self.lock:
+            current = [*self.records, *(self.render(c) for c in conversations)]
+            self.records = sorted(current, key=lambda r: (r["started_at"], r["id"]))
+            self._keys = [r["started_at"] for r in self.records]
+            self._blobs = [orjson.dumps(r) for r in self.records]
+            self._cache = {}
+
+    def finish_all(self) -> None:
+        with self.lock:
+            for r in self.records:
+                r["in_progress"] = False
+            self._blobs = [orjson.dumps(r) for r in self.records]
+            self._cache = {}
+
+    def ground_truth(self, start: datetime, end: datetime, *, client_env: str = "live") -> list[str]:
+        """Ids of ``client_env`` conversations with ``start <= started_at < end``."""
+        lo, hi = _iso(start), _iso(end)
+        return [r["id"] for r in self.records if r["environment"] == client_env and lo <= r["started_at"] < hi]
+
+    def connection(self, conn_id: str | None = None, *, api_version: str = "v3", token: str | None = None,
+                   ) -> dict[str, Any]:
+        return {
+            "conn_type": "polyai",
+            "host": self.url,
+            "password": token or self.token,
+            "extra": {"account_id": self.account_id, "project_id": self.project_id, "api_version": api_version},
+        }
+
+    # ------------------------------------------------------------------ HTTP
+
+    def error(self, status: int, code: str, message: str, param: str | None = None) -> SimResponse:
+        if status == 422:
+            return SimResponse.json(422, {"detail": [
+                {"loc": ["query", param or "unknown"], "msg": message, "type": code}
+            ]})
+        return SimResponse.json(status, {
+            "success": False, "error": message, "error_id": f"err-{status}", "error_code": code,
+            "error_message": message, "data": None,
+        })
+
+    def handle(self, request: SimRequest) -> SimResponse:
+        m = PATH.match(request.path)
+        if not m:
+            return self.error(404, "NOT_FOUND", f"no route {request.path}")
+        version, account, project = m.groups()
+        if (account, project) != (self.account_id, self.project_id):
+            return self.error(404, "PROJECT_NOT_FOUND", f"project {account}/{project} not found")
+        q = request.query
+        allowed = {"client_env", "start_time", "end_time", "limit", "offset", "include_context_state",
+                   "variant_id", "variant_name", "in_progress"}
+        if version == "v3":
+            allowed |= {"cursor", "channel", "include_latency"}
+        for name in q:
+            if name not in allowed:
+                return self.error(422, "extra_forbidden", f"unknown query parameter {name}", name)
+        # scalar parameters must not repeat
+        for name, values in q.items():
+            if name != "channel" and len(values) > 1:
+                return self.error(422, "value_error", "parameter given more than once", name)
+        try:
+            limit = int(request.one("limit") or DEFAULT_LIMIT[version])
+        except ValueError:
+            return self.error(422, "int_parsing", "Input should be a valid integer", "limit")
+        if not 1 <= limit <= LIMITS[version]:
+            return self.error(422, "less_than_equal", f"Input should be between 1 and {LIMITS[version]}", "limit")
+        env = request.one("client_env") or "live"
+        if env not in ("sandbox", "pre-release", "live"):
+            return self.error(422, "enum", "Input should be 'sandbox', 'pre-release' or 'live'", "client_env")
+        bools: dict[str, bool] = {}
+        for name in ("in_progress", "include_context_state", "include_latency"):
+            value = request.one(name)
+            if value is not None:
+                if value not in ("true", "false"):
+                    return self.error(422, "bool_parsing", "Input should be a valid boolean", name)
+                bools[name] = value == "true"
+        if request.one("variant_id") and request.one("variant_name"):
+            return self.error(400, "INVALID_REQUEST", "Specify only one of variant_id or variant_name")
+        bounds: list[str | None] = []
+        for name in ("start_time", "end_time"):
+            value = request.one(name)
+            if value is None:
+                bounds.append(None)
+                continue
+            try:
+                ts = datetime.fromisoformat(value)
+            except ValueError:
+                return self.error(422, "datetime_parsing", "Input should be a valid datetime", name)
+            if ts.tzinfo is None:
+                return self.error(422, "timezone_aware", "Input should have timezone info", name)
+            bounds.append(_iso(ts))
+        channels = tuple(q.get("channel", ()))
+        for ch in channels:
+            if ch not in CHANNELS:
+                return self.error(422, "enum", f"Input should be one of {', '.join(CHANNELS)}", "channel")
+        key = (env, bounds[0], bounds[1], request.one("variant_id"), request.one("variant_name"),
+               bools.get("in_progress"), channels)
+        with self.lock:
+            rows = self._cache.get(key)
+            if rows is None:
+                rows = self._select(*key)
+                self._cache[key] = rows
+            blobs = self._blobs
+            offset = 0
+            if version == "v3" and request.one("cursor"):
+                try:
+                    offset = int(base64.urlsafe_b64decode(request.one("cursor") or "").decode().removeprefix("o:"))
+                except (ValueError, UnicodeDecodeError):
+                    return self.error(400, "INVALID_CURSOR", "cursor could not be decoded")
+            elif request.one("offset"):
+                try:
+                    offset = int(request.one("offset") or 0)
+                except ValueError:
+                    return self.error(422, "int_parsing", "Input should be a valid integer", "offset")
+                if offset < 0:
+                    return self.error(422, "greater_than_equal", "Input should be >= 0", "offset")
+            chunk = rows[offset: offset + limit]
+            page = b",".join(blobs[i] for i in chunk)
+        more = offset + limit < len(rows)
+        tail: dict[str, Any] = {}
+        if version == "v1":
+            tail["descriptions"] = {"conversations": "conversations in ascending chronological order"}
+            if more:
+                tail["next_offset"] = offset + limit
+        else:
+            tail["cursor"] = base64.urlsafe_b64encode(f"o:{offset + limit}".encode()).decode() if more else None
+            tail["next_offset"] = offset + limit if more else None
+        body = b'{"conversations":[' + page + b"]," + orjson.dumps(tail)[1:]
+        return SimResponse(200, body, {})
+
+    def _select(self, env: str, lo: str | None, hi: str | None, variant_id: str | None,
+                variant_name: str | None, in_progress: bool | None, channels: tuple[str, ...]) -> list[int]:
+        keys = self._keys
+        if lo is None:
+            a = 0
+        else:
+            a = bisect.bisect_left(keys, lo) if self.bounds == "inclusive" else bisect.bisect_right(keys, lo)
+        if hi is None:
+            b = len(keys)
+        else:
+            b = bisect.bisect_right(keys, hi) if self.bounds == "inclusive" else bisect.bisect_left(keys, hi)
+        out = []
+        for i in range(a, b):
+            r = self.records[i]
+            if r["environment"] != env:
+                continue
+            if variant_id is not None and r["variant_id"] != variant_id:
+                continue
+            if variant_name is not None and r["variant_name"] != variant_name:
+                continue
+            if in_progress is not None and r["in_progress"] != in_progress:
+                continue
+            if channels and r["channel"] not in channels:
+                continue
+            out.append(i)
+        return out

@@ -1,0 +1,314 @@
+"""A bounded loopback HTTP server that vendor simulators plug into, with fault and rate-limit switches."""
+
+from __future__ import annotations
+
+import random
+import socket
+import struct
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+
+FAULT_KINDS = ("429", "500", "502", "503", "reset", "truncated", "garbage", "slow")
+
+
+@dataclass
+class SimRequest:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    raw_query: str
+    headers: Mapping[str, str]
+
+    def one(self, name: str) -> str | None:
+        values = self.query.get(name)
+        return values[-1] if values else None
+
+
+@dataclass
+class SimResponse:
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def json(cls, status: int, obj: Any, headers: dict[str, str] | None = None) -> SimResponse:
+        return cls(status, orjson.dumps(obj), dict(headers or {}))
+
+
+@dataclass
+class Faults:
+    """Which requests fail, and how. Requests are numbered from 1 in arrival order.
+
+    - ``schedule``: exact request numbers and the fault each gets (deterministic unit tests);
+    - ``every``: a fault on every k-th request, e.g. ``{"429": 5}``;
+    - ``rate`` with ``kinds`` and ``seed``: random faults on that share of requests (fault-injection runs);
+    - ``fail_after``: after this many successful pages, every request fails with ``fail_status``.
+
+    Kinds: ``429`` (with ``retry_after``: seconds, ``"http-date"``, or ``None`` for no header), ``500``,
+    ``502``, ``503``, ``reset`` (connection dropped mid-body), ``truncated`` (200 with half a JSON body),
+    ``garbage`` (200 with a body that is not JSON), ``slow`` (answer after ``slow_seconds``).
+    """
+
+    schedule: dict[int, str] = field(default_factory=dict)
+    every: dict[str, int] = field(default_factory=dict)
+    rate: float = 0.0
+    kinds: tuple[str, ...] = FAULT_KINDS
+    seed: int = 0
+    retry_after: str | None = "0"
+    slow_seconds: float = 2.0
+    fail_after: int | None = None
+    fail_status: int = 500
+
+    def __post_init__(self) -> None:
+        unknown = {*self.schedule.values(), *self.every, *self.kinds} - set(FAULT_KINDS)
+        if unknown:
+            raise ValueError(f"unknown fault kinds {sorted(unknown)}; allowed: {', '.join(FAULT_KINDS)}")
+        self._rng = random.Random(self.seed)
+
+    def decide(self, n: int) -> str | None:
+        if n in self.schedule:
+            return self.schedule[n]
+        for kind, k in self.every.items():
+            if k and n % k == 0:
+                return kind
+        if self.rate and self._rng.random() < self.rate:
+            return self._rng.choice(self.kinds)
+        return None
+
+
+@dataclass
+class SimStats:
+    requests: int = 0
+    connections: int = 0
+    ok_pages: int = 0
+    faults: dict[str, int] = field(default_factory=dict)
+    throttled: int = 0
+
+
+class VendorSimulator(ABC):
+    """A vendor's list endpoint on 127.0.0.1, speaking the vendor's wire format.
+
+    Subclasses implement :meth:`handle` (routing, validation, paging) and :meth:`error` (the vendor's
+    error body). This class owns the socket, auth check, faults, latency, rate limit and lifetime.
+    """
+
+    vendor: ClassVar[str]
+    #: Header carrying the key, and the prefix before the token (``"Bearer "`` or ``""``).
+    auth_header: ClassVar[str] = "Authorization"
+    auth_prefix: ClassVar[str] = "Bearer "
+
+    def __init__(
+        self,
+        *,
+        token: str = "sim-token",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        max_seconds: float = 600.0,
+        max_requests: int = 2_000_000,
+        latency_ms: float = 0.0,
+        faults: Faults | None = None,
+        rate_limit: tuple[int, float] | None = None,
+        log_requests: bool = True,
+    ) -> None:
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError("simulators bind to loopback only")
+        self.token = token
+        self.host = host
+        self.port = port
+        self.max_seconds = max_seconds
+        self.max_requests = max_requests
+        self.latency_ms = latency_ms
+        self.faults = faults or Faults()
+        self.rate_limit = rate_limit
+        self.log_requests = log_requests
+        self.requests: list[SimRequest] = []
+        self.stats = SimStats()
+        self.lock = threading.RLock()
+        self._window_start = 0.0
+        self._window_count = 0
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._timer: threading.Timer | None = None
+
+    # ---------------------------------------------------------------- vendor part
+
+    @abstractmethod
+    def handle(self, request: SimRequest) -> SimResponse:
+        """Answer an authenticated request that no fault replaced."""
+
+    @abstractmethod
+    def error(self, status: int, code: str, message: str, param: str | None = None) -> SimResponse:
+        """The vendor's error body for ``status``."""
+
+    @abstractmethod
+    def connection(self, conn_id: str | None = None) -> dict[str, Any]:
+        """An Airflow connection (JSON form, for ``AIRFLOW_CONN_<ID>``) pointing at this simulator."""
+
+    # ---------------------------------------------------------------- lifecycle
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("simulator is not running")
+        return f"http://{self.host}:{self._server.server_address[1]}"
+
+    def start(self) -> VendorSimulator:
+        handler = _make_handler(self)
+        self._server = ThreadingHTTPServer((self.host, self.port), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name=f"{self.vendor}-simulator", daemon=True)
+        self._thread.start()
+        self._timer = threading.Timer(self.max_seconds, self.stop)
+        self._timer.daemon = True
+        self._timer.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if self._timer is not None:
+            self._timer.cancel()
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+
+    def __enter__(self) -> VendorSimulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def reset_log(self) -> None:
+        with self.lock:
+            self.requests.clear()
+
+    # ---------------------------------------------------------------- request path
+
+    def _authorized(self, request: SimRequest) -> bool:
+        return request.headers.get(self.auth_header) == f"{self.auth_prefix}{self.token}"
+
+    def unauthorized(self, request: SimRequest) -> SimResponse:
+        present = request.headers.get(self.auth_header) is not None
+        return self.error(401, "invalid_api_key" if present else "missing_api_key",
+                          "Invalid API key" if present else "Missing API key")
+
+    def dispatch(self, request: SimRequest) -> tuple[SimResponse | None, str | None]:
+        """Decide the answer: (response, fault kind that needs special socket handling)."""
+        with self.lock:
+            self.stats.requests += 1
+            n = self.stats.requests
+            if self.log_requests:
+                self.requests.append(request)
+            if n > self.max_requests:
+                threading.Thread(target=self.stop, daemon=True).start()
+                return self.error(503, "simulator_exhausted", "request budget exhausted"), None
+        if self.latency_ms:
+            time.sleep(self.latency_ms / 1000.0)
+        if not self._authorized(request):
+            return self.unauthorized(request), None
+        rl_headers: dict[str, str] = {}
+        if self.rate_limit is not None:
+            limit, window = self.rate_limit
+            with self.lock:
+                now = time.monotonic()
+                if now - self._window_start >= window:
+                    self._window_start, self._window_count = now, 0
+                reset = max(0.0, window - (now - self._window_start))
+                if self._window_count >= limit:
+                    self.stats.throttled += 1
+                    resp = self.error(429, "too_many_requests", "Rate limit exceeded")
+                    resp.headers.update({"Retry-After": f"{reset:.3f}", "RateLimit-Limit": str(limit),
+                                         "RateLimit-Remaining": "0", "RateLimit-Reset": f"{reset:.3f}"})
+                    return resp, None
+                self._window_count += 1
+                rl_headers = {"RateLimit-Limit": str(limit),
+                              "RateLimit-Remaining": str(limit - self._window_count),
+                              "RateLimit-Reset": f"{reset:.3f}"}
+        with self.lock:
+            failing = self.faults.fail_after is not None and self.stats.ok_pages >= self.faults.fail_after
+            kind = None if failing else self.faults.decide(n)
+            if failing or kind:
+                key = f"permanent {self.faults.fail_status}" if failing else str(kind)
+                self.stats.faults[key] = self.stats.faults.get(key, 0) + 1
+        if failing:
+            return self.error(self.faults.fail_status, "internal_error", "simulated permanent failure"), None
+        if kind in ("429", "500", "502", "503"):
+            status = int(kind)
+            resp = self.error(status, "rate_limit_exceeded" if status == 429 else "server_error",
+                              "simulated fault")
+            if status == 429 and self.faults.retry_after is not None:
+                resp.headers["Retry-After"] = (
+                    formatdate(time.time() + 1, usegmt=True) if self.faults.retry_after == "http-date"
+                    else self.faults.retry_after
+                )
+            return resp, None
+        if kind == "slow":
+            time.sleep(self.faults.slow_seconds)
+        response = self.handle(request)
+        response.headers.update(rl_headers)
+        if 200 <= response.status < 300:
+            with self.lock:
+                self.stats.ok_pages += 1
+        return response, kind if kind in ("reset", "truncated", "garbage") else None
+
+
+def _make_handler(sim: VendorSimulator) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        # Without this, headers and body leave as two small writes and Nagle + delayed ACK add ~40 ms.
+        disable_nagle_algorithm = True
+        server_version = f"{sim.vendor}-simulator"
+        sys_version = ""
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+        def setup(self) -> None:
+            super().setup()
+            with sim.lock:
+                sim.stats.connections += 1
+
+        def do_GET(self) -> None:
+            parts = urlsplit(self.path)
+            request = SimRequest(
+                method="GET",
+                path=parts.path,
+                query=parse_qs(parts.query, keep_blank_values=True),
+                raw_query=parts.query,
+                headers={k: v for k, v in self.headers.items()},
+            )
+            try:
+                response, special = sim.dispatch(request)
+            except Exception as exc:  # a simulator bug must surface as a 500, not a hung client
+                response, special = SimResponse.json(500, {"simulator_error": repr(exc)}), None
+            assert response is not None
+            body = response.body
+            if special == "garbage":
+                body = b"<html><body>502 Bad Gateway (simulated garbage)</body></html>"
+            elif special == "truncated":
+                body = body[: max(1, len(body) // 2)]
+            self.send_response(response.status)
+            self.send_header("Content-Type", "application/json" if special != "garbage" else "text/html")
+            for k, v in response.headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if special == "reset":
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+                # RST instead of FIN: the client sees a connection reset mid-body.
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.close_connection = True
+                return
+            self.wfile.write(body)
+
+    return Handler

@@ -1,0 +1,292 @@
+"""PolyAI hook against requests-mock: exact requests, every pagination path, errors and retries."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from airflow_provider_conversations.exceptions import (
+    AuthenticationError,
+    ConfigurationError,
+    InvalidFilterError,
+    PaginationError,
+    RetriesExhaustedError,
+    VendorAPIError,
+)
+from airflow_provider_conversations.hooks.polyai import PolyAIHook
+
+BASE = "https://polyai.test"
+V3 = f"{BASE}/v3/acct/proj/conversations"
+V1 = f"{BASE}/v1/acct/proj/conversations"
+START = datetime(2026, 11, 20, 10, tzinfo=UTC)
+END = datetime(2026, 11, 20, 11, tzinfo=UTC)
+
+
+def conv(i: int, started_at: str, **extra: object) -> dict[str, object]:
+    return {"id": f"c{i}", "started_at": started_at, "in_progress": False, **extra}
+
+
+@pytest.fixture
+def polyai(set_connection):
+    def make(api_version: str = "v3", **extra: object) -> None:
+        set_connection("polyai_default", {
+            "conn_type": "polyai", "host": BASE, "password": "pk-secret-123",
+            "extra": {"account_id": "acct", "project_id": "proj", "api_version": api_version, **extra},
+        })
+    make()
+    return make
+
+
+def fast(**kw: object) -> PolyAIHook:
+    return PolyAIHook(backoff=0.001, backoff_max=0.002, **kw)  # type: ignore[arg-type]
+
+
+def test_v3_sends_window_filters_and_key(polyai, requests_mock):
+    requests_mock.get(V3, json={"conversations": [], "cursor": None})
+    list(fast(page_size=50).iter_conversations(START, END, filters={"variant_id": "v9", "in_progress": False,
+                                                                       "channel": ["voice", "sms"]}))
+    (req,) = requests_mock.request_history
+    assert req.qs == {
+        "client_env": ["live"], "limit": ["50"], "variant_id": ["v9"], "in_progress": ["false"],
+        "channel": ["voice", "sms"],
+        # one second of margin on each side: PolyAI does not document inclusivity; the hook cuts exactly
+        "start_time": ["2026-11-20t09:59:59z"], "end_time": ["2026-11-20t11:00:01z"],
+    }
+    assert req.headers["x-api-key"] == "pk-secret-123"
+    assert req.headers["User-Agent"].startswith("airflow-provider-conversations/")
+    assert "pk-secret-123" not in req.url
+
+
+def test_v3_follows_cursor_until_null(polyai, requests_mock):
+    requests_mock.get(V3, [
+        {"json": {"conversations": [conv(1, "2026-11-20T10:00:00Z")], "cursor": "abc"}},
+        {"json": {"conversations": [conv(2, "2026-11-20T10:30:00Z")], "cursor": "def"}},
+        {"json": {"conversations": [conv(3, "2026-11-20T10:59:59.999999Z")], "cursor": None}},
+    ])
+    hook = fast(page_size=1)
+    assert [c["id"] for c in hook.iter_conversations(START, END)] == ["c1", "c2", "c3"]
+    cursors = [r.qs.get("cursor") for r in requests_mock.request_history]
+    assert cursors == [None, ["abc"], ["def"]]
+    assert hook.stats.pages == 3
+
+
+def test_v1_follows_next_offset_until_absent(polyai, requests_mock):
+    polyai("v1")
+    requests_mock.get(V1, [
+        {"json": {"conversations": [conv(1, "2026-11-20T10:00:00Z"), conv(2, "2026-11-20T10:01:00Z")],
+                  "next_offset": 2, "descriptions": {}}},
+        {"json": {"conversations": [conv(3, "2026-11-20T10:02:00Z")], "descriptions": {}}},
+    ])
+    assert [c["id"] for c in fast(page_size=2).iter_conversations(START, END)] == ["c1", "c2", "c3"]
+    assert [r.qs.get("offset") for r in requests_mock.request_history] == [None, ["2"]]
+    assert "cursor" not in requests_mock.request_history[0].qs
+
+
+def test_half_open_bounds_and_dedup(polyai, requests_mock):
+    requests_mock.get(V3, [
+        {"json": {"conversations": [
+            conv(0, "2026-11-20T09:59:59.999999Z"),  # before start: dropped
+            conv(1, "2026-11-20T10:00:00Z"),  # == start: kept
+            conv(2, "2026-11-20T10:00:00+00:00"),  # same instant, other id: kept
+        ], "cursor": "x"}},
+        {"json": {"conversations": [
+            conv(2, "2026-11-20T10:00:00Z"),  # repeat across pages: dropped
+            conv(3, "2026-11-20T10:59:59.999999Z"),  # last microsecond: kept
+            conv(4, "2026-11-20T11:00:00Z"),  # == end: dropped (belongs to the next window)
+        ], "cursor": None}},
+    ])
+    hook = fast()
+    assert [c["id"] for c in hook.iter_conversations(START, END)] == ["c1", "c2", "c3"]
+    assert hook.stats.duplicates == 1
+
+
+def test_pages_are_yielded_one_by_one(polyai, requests_mock):
+    requests_mock.get(V3, [
+        {"json": {"conversations": [conv(1, "2026-11-20T10:00:00Z")], "cursor": "x"}},
+        {"json": {"conversations": [], "cursor": "y"}},
+        {"json": {"conversations": [conv(2, "2026-11-20T10:01:00Z")], "cursor": None}},
+    ])
+    pages = list(fast().iter_pages(START, END))
+    assert [[c["id"] for c in p] for p in pages] == [["c1"], [], ["c2"]]
+    assert [p.number for p in pages] == [1, 2, 3]
+
+
+def test_repeated_cursor_fails_loudly(polyai, requests_mock):
+    requests_mock.get(V3, [
+        {"json": {"conversations": [conv(1, "2026-11-20T10:00:00Z")], "cursor": "same"}},
+        {"json": {"conversations": [conv(2, "2026-11-20T10:01:00Z")], "cursor": "same"}},
+        {"json": {"conversations": [conv(3, "2026-11-20T10:02:00Z")], "cursor": "same"}},
+    ])
+    with pytest.raises(PaginationError, match=r"not making progress.*cursor=same"):
+        list(fast().iter_conversations(START, END))
+    assert requests_mock.call_count == 2
+
+
+def test_v1_offset_that_does_not_advance_fails_loudly(polyai, requests_mock):
+    polyai("v1")
+    requests_mock.get(V1, [
+        {"json": {"conversations": [conv(1, "2026-11-20T10:00:00Z")], "next_offset": 1}},
+        {"json": {"conversations": [conv(1, "2026-11-20T10:00:00Z")], "next_offset": 1}},
+    ])
+    with pytest.raises(PaginationError, match="offset=1"):
+        list(fast(page_size=1).iter_conversations(START, END))
+    assert requests_mock.call_count == 2
+
+
+def test_401_fails_at_once_naming_the_connection(polyai, requests_mock):
+    requests_mock.get(V3, status_code=401, json={
+        "success": False, "error": "Unauthorized", "error_id": "e1", "error_code": "UNAUTHORIZED",
+        "error_message": "Invalid API key", "data": None,
+    })
+    with pytest.raises(AuthenticationError) as err:
+        list(fast().iter_conversations(START, END))
+    assert requests_mock.call_count == 1
+    assert "'polyai_default'" in str(err.value)
+    assert "code=UNAUTHORIZED" in str(err.value)
+    assert "pk-secret-123" not in str(err.value)
+
+
+def test_422_surfaces_fastapi_detail(polyai, requests_mock):
+    requests_mock.get(V3, status_code=422, json={"detail": [
+        {"loc": ["query", "limit"], "msg": "Input should be less than or equal to 1000", "type": "less_than_equal"}
+    ]})
+    with pytest.raises(VendorAPIError) as err:
+        list(fast().iter_conversations(START, END))
+    assert err.value.status == 422
+    assert err.value.param == "limit"
+    assert err.value.code == "less_than_equal"
+    assert "query.limit: Input should be less than or equal to 1000" in str(err.value)
+    assert requests_mock.call_count == 1
+
+
+def test_429_then_success_honours_retry_after(polyai, requests_mock, fake_clock):
+    requests_mock.get(V3, [
+        {"status_code": 429, "headers": {"Retry-After": "7"}, "json": {"error_code": "RATE_LIMITED"}},
+        {"json": {"conversations": [conv(1, "2026-11-20T10:00:00Z")], "cursor": None}},
+    ])
+    hook = fast()
+    clock = fake_clock(hook)
+    assert [c["id"] for c in hook.iter_conversations(START, END)] == ["c1"]
+    assert clock.sleeps == [7.0]
+    assert hook.stats.retries == 1
+    assert hook.stats.retry_wait_seconds == 7.0
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_5xx_then_success(polyai, requests_mock, status):
+    requests_mock.get(V3, [
+        {"status_code": status, "text": "oops"},
+        {"json": {"conversations": [conv(1, "2026-11-20T10:00:00Z")], "cursor": None}},
+    ])
+    assert [c["id"] for c in fast().iter_conversations(START, END)] == ["c1"]
+    assert requests_mock.call_count == 2
+
+
+def test_exhausted_retries_say_what_happened(polyai, requests_mock):
+    requests_mock.get(V3, status_code=503, json={"error_code": "UNAVAILABLE", "error_message": "maintenance"})
+    with pytest.raises(RetriesExhaustedError) as err:
+        list(fast(max_attempts=3).iter_conversations(START, END))
+    assert requests_mock.call_count == 3
+    text = str(err.value)
+    assert "failed after 3 attempts" in text
+    assert "HTTP 503" in text
+    assert "code=UNAVAILABLE" in text
+    assert "maintenance" in text
+
+
+def test_invalid_json_is_retried_then_reported(polyai, requests_mock):
+    requests_mock.get(V3, text="<html>bad gateway</html>")
+    with pytest.raises(RetriesExhaustedError, match="not valid JSON"):
+        list(fast(max_attempts=2).iter_conversations(START, END))
+    assert requests_mock.call_count == 2
+
+
+@pytest.mark.parametrize(
+    ("filters", "message"),
+    [
+        ({"agent": "x"},
+         "unknown PolyAI filter 'agent'; allowed filters: channel, in_progress, include_context_state, "
+         "include_latency, variant_id, variant_name"),
+        ({"in_progress": "maybe"}, "PolyAI filter 'in_progress' got 'maybe'; allowed: true or false"),
+        ({"variant_id": "a", "variant_name": "b"}, "'variant_id' and 'variant_name' are mutually exclusive"),
+        ({"start_time": "2026"}, "cannot be passed in filters: the hook sets it from the window"),
+        ({"variant_id": ""}, "PolyAI filter 'variant_id' got ''; allowed: a non-empty string"),
+    ],
+)
+def test_bad_filters_rejected_before_any_request(polyai, requests_mock, filters, message):
+    with pytest.raises(InvalidFilterError) as err:
+        fast().iter_conversations(START, END, filters=filters)
+    assert message in str(err.value)
+    assert requests_mock.call_count == 0
+
+
+def test_v3_only_filter_on_v1_connection(polyai, requests_mock):
+    polyai("v1")
+    with pytest.raises(InvalidFilterError, match="'channel' needs api_version v3"):
+        fast().iter_pages(START, END, filters={"channel": ["voice"]})
+    assert requests_mock.call_count == 0
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "time_key", "message"),
+    [
+        (datetime(2026, 11, 20), END, "created", "start=2026-11-20T00:00:00 is a naive datetime"),
+        (END, START, "created", "must be earlier than end"),
+        (START, START, "created", "must be earlier than end"),
+        (START, END, "updated", "time_key='updated' is not supported by PolyAI; allowed: 'created'"),
+    ],
+)
+def test_bad_windows_rejected_before_any_request(polyai, requests_mock, start, end, time_key, message):
+    with pytest.raises(ConfigurationError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        fast().iter_pages(start, end, time_key=time_key)
+    assert requests_mock.call_count == 0
+
+
+def test_region_selects_base_url(set_connection, requests_mock):
+    set_connection("polyai_eu", {"conn_type": "polyai", "password": "k" * 10,
+                                 "extra": {"account_id": "a", "project_id": "p", "region": "euw-1"}})
+    url = "https://api.euw-1.platform.polyai.app/v3/a/p/conversations"
+    requests_mock.get(url, json={"conversations": [], "cursor": None})
+    list(PolyAIHook("polyai_eu").iter_conversations(START, END))
+    assert requests_mock.request_history[0].url.startswith(url)
+
+
+def test_missing_account_or_project_is_a_configuration_error(set_connection, requests_mock):
+    set_connection("polyai_bad", {"conn_type": "polyai", "password": "k" * 10, "extra": {"account_id": "a"}})
+    with pytest.raises(ConfigurationError, match="'polyai_bad' is missing project_id"):
+        PolyAIHook("polyai_bad").iter_pages(START, END)
+    assert requests_mock.call_count == 0
+
+
+def test_session_is_reused_across_pages(polyai, requests_mock):
+    requests_mock.get(V3, [
+        {"json": {"conversations": [conv(1, "2026-11-20T10:00:00Z")], "cursor": "x"}},
+        {"json": {"conversations": [], "cursor": None}},
+    ])
+    hook = fast()
+    list(hook.iter_conversations(START, END))
+    session = hook.get_conn()
+    list(hook.iter_conversations(START, END + timedelta(hours=1)))
+    assert hook.get_conn() is session
+
+
+def test_test_connection_reports_without_raising(polyai, requests_mock):
+    requests_mock.get(V3, json={"conversations": [], "cursor": None})
+    assert fast().test_connection() == (True, f"Connected to PolyAI at {BASE}: the API key was accepted.")
+    assert requests_mock.request_history[0].qs["limit"] == ["1"]
+    requests_mock.get(V3, status_code=401, json={"error_code": "UNAUTHORIZED", "error_message": "bad key"})
+    ok, message = fast().test_connection()
+    assert not ok
+    assert "rejected the API key of connection 'polyai_default'" in message
+
+
+def test_normalize(polyai):
+    record = fast().normalize({"id": "c1", "started_at": "2026-11-20T10:00:00.5+00:00", "in_progress": False,
+                               "channel": "voice", "total_duration": 42})
+    assert record == {
+        "vendor": "polyai", "id": "c1", "created_at": "2026-11-20T10:00:00.500000Z", "updated_at": None,
+        "status": "finished", "finished": True, "channel": "voice", "duration_seconds": 42.0,
+        "raw": {"id": "c1", "started_at": "2026-11-20T10:00:00.5+00:00", "in_progress": False,
+                "channel": "voice", "total_duration": 42},
+    }
