@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +16,9 @@ import pytest
 _HOME = tempfile.mkdtemp(prefix="conversations-airflow-home-")
 os.environ.setdefault("AIRFLOW_HOME", _HOME)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+# dag.test() syncs the DAG's bundle to the metadata DB: DAG-level tests write their DAG files here.
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", os.path.join(os.environ["AIRFLOW_HOME"], "dags"))
+os.makedirs(os.environ["AIRFLOW__CORE__DAGS_FOLDER"], exist_ok=True)
 
 from airflow_provider_conversations.testing import simulator as make_simulator  # noqa: E402
 from airflow_provider_conversations.testing.server import VendorSimulator  # noqa: E402
@@ -88,3 +92,37 @@ def logs(caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -
         return "".join(seen) + caplog.text
 
     return _text
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated SQLite metadata DB in the scratch AIRFLOW_HOME (once per session); returns the dags folder."""
+    from airflow.utils import db
+
+    db.initdb()
+    return Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+
+
+@pytest.fixture
+def load_dag(airflow_db: Path) -> Callable[[str, str], Any]:
+    """``load_dag(name, source)``: write a DAG file into the dags folder and return its DAG object.
+
+    DAG files must not call ``dag.test()`` at import time (the bundle sync would re-run it): guard such calls
+    with ``if __name__ == "__main__":``.
+    """
+
+    def _load(name: str, source: str) -> Any:
+        path = airflow_db / f"{name}.py"
+        path.write_text(source)
+        spec = importlib.util.spec_from_file_location(f"dags_{name}", path)
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        from airflow.sdk import DAG
+
+        dags = [v for v in vars(module).values() if isinstance(v, DAG)]
+        assert len(dags) == 1, f"{path} must assign exactly one DAG to a module variable, found {len(dags)}"
+        return dags[0]
+
+    return _load

@@ -5,8 +5,9 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import formatdate
 from typing import Any
 
@@ -100,7 +101,7 @@ def test_window_split_is_contiguous_and_exact():
     assert len(parts) == 7
     assert parts[0].start == w.start
     assert parts[-1].end == w.end
-    assert all(a.end == b.start for a, b in zip(parts, parts[1:], strict=False))
+    assert all(a.end == b.start for a, b in itertools.pairwise(parts))
 
 
 # ---------------------------------------------------------------------------------------------- filters
@@ -301,7 +302,7 @@ def test_throttle_pause_blocks_every_caller():
 
 
 def ts(minute: int) -> datetime:
-    return datetime(2026, 1, 1, 0, minute, tzinfo=timezone.utc)
+    return datetime(2026, 1, 1, 0, minute, tzinfo=UTC)
 
 
 def test_dedup_ordered_keeps_only_the_frontier():

@@ -277,8 +277,14 @@ class ConversationsHook(BaseHook):
         raise NotImplementedError
 
     def finished_filters(self, filters: Mapping[str, Any]) -> dict[str, Any]:
-        """Server-side filters that keep only finished conversations (merged by ``finished_only``)."""
+        """Server-side filters that keep only finished conversations, merged into ``filters`` by
+        ``finished_only`` (which also applies :meth:`is_finished` to every record)."""
         return {}
+
+    def in_progress_filters(self, filters: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Server-side filters that select only conversations still in progress, or ``None`` when the
+        vendor cannot express that (the settled sensor then checks :meth:`is_in_progress` on every record)."""
+        return None
 
     def error_details(self, body: Any) -> ErrorDetails:
         """Read the vendor's error envelope. Handles every shape the five vendors use."""
@@ -318,14 +324,20 @@ class ConversationsHook(BaseHook):
             self._settings = self.settings_from_connection(self.get_connection(self.conn_id))
         return self._settings
 
-    def settings_from_connection(self, conn: Any) -> ConnectionSettings:
-        """Validate a connection for this vendor (also used with a connection fetched asynchronously)."""
+    def settings_from_connection(self, conn: Any, extra: Mapping[str, Any] | None = None) -> ConnectionSettings:
+        """Validate a connection for this vendor.
+
+        Triggers fetch the connection asynchronously and pass its ``extra`` already decoded (with
+        ``aextra_dejson``), since the synchronous ``extra_dejson`` must not run on the triggerer's loop.
+        """
         if conn.conn_type and conn.conn_type.replace("-", "_") != self.conn_type:
             raise ConfigurationError(
                 f"connection {conn.conn_id!r} has type {conn.conn_type!r}, but {type(self).__name__} needs "
                 f"a {self.conn_type!r} connection"
             )
-        extras = self.read_extras(conn.extra_dejson if conn.extra else {})
+        if extra is None:
+            extra = conn.extra_dejson if conn.extra else {}
+        extras = self.read_extras(extra)
         secret = conn.password or ""
         if not secret:
             raise ConfigurationError(

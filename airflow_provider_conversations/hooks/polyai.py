@@ -145,6 +145,11 @@ class PolyAIHook(ConversationsHook):
             )
         return {"in_progress": False}
 
+    def in_progress_filters(self, filters: Mapping[str, Any]) -> dict[str, Any] | None:
+        if filters.get("in_progress") is False:
+            return None
+        return {"in_progress": True}
+
     def is_finished(self, item: Item) -> bool:
         return item.get("in_progress") is False
 
