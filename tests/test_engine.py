@@ -180,9 +180,13 @@ def test_missing_key_and_wrong_type(set_connection):
         AcmeHook("acme_y").base_url  # noqa: B018
 
 
-def test_tls_verification_is_on_unless_switched_off_with_a_warning(set_connection, logs):
+def test_tls_verification_is_on_unless_switched_off_with_a_warning(set_connection, logs, monkeypatch):
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     set_connection("acme_x", {"conn_type": "acme", "password": "tok-123456"})
     assert AcmeHook("acme_x").get_conn().verify is True
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/corp-ca.pem")
+    assert AcmeHook("acme_x").get_conn().verify == "/etc/corp-ca.pem"  # the environment's CA bundle still applies
     assert "TLS" not in logs()
     set_connection("acme_y", {"conn_type": "acme", "password": "tok-123456", "extra": {"verify_ssl": "false"}})
     assert AcmeHook("acme_y").get_conn().verify is False
