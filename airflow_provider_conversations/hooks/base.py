@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import math
 import os
+import queue
 import random
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
@@ -42,6 +44,8 @@ from airflow_provider_conversations.windows import Window
 Order = Literal["asc", "desc"]
 USER_AGENT = f"airflow-provider-conversations/{__version__} python-requests/{requests.__version__}"
 _BACKOFF = "back-off after HTTP 429"
+#: Sub-windows per worker with max_parallel: more parts than threads evens out uneven data.
+PARTS_PER_WORKER = 4
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,7 @@ class ConnectionSettings:
 
 @dataclass
 class HookStats:
-    """Counters a task reports in its log and manifest."""
+    """Counters a task reports in its log and manifest (safe to update from parallel workers)."""
 
     requests: int = 0
     pages: int = 0
@@ -98,17 +102,32 @@ class HookStats:
     throttle_waits: int = 0
     throttle_wait_seconds: float = 0.0
 
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def add(self, **deltas: float) -> None:
+        with self._lock:
+            for name, delta in deltas.items():
+                setattr(self, name, getattr(self, name) + delta)
+
     def as_dict(self) -> dict[str, Any]:
-        return {k: round(v, 3) if isinstance(v, float) else v for k, v in self.__dict__.items()}
+        with self._lock:
+            return {k: round(v, 3) if isinstance(v, float) else v for k, v in vars(self).items()
+                    if not k.startswith("_")}
 
 
 class Page(list[Item]):
-    """The in-window, not-yet-seen conversations of one vendor page."""
+    """The in-window, not-yet-seen conversations of one vendor page.
 
-    def __init__(self, items: list[Item], *, number: int, fetched: int) -> None:
+    ``number`` counts pages within a (sub-)window walk; ``part`` is the sub-window's index when the window is
+    fetched in parallel (0 otherwise).
+    """
+
+    def __init__(self, items: list[Item], *, number: int, fetched: int, part: int = 0) -> None:
         super().__init__(items)
         self.number = number
         self.fetched = fetched
+        self.part = part
 
 
 @dataclass
@@ -462,7 +481,7 @@ class ConversationsHook(BaseHook):
 
     def _attempt(self, url: str, params: Params) -> Any:
         self.throttle.wait_turn()
-        self.stats.requests += 1
+        self.stats.add(requests=1)
         try:
             response = self.session.get(url, params=params, timeout=self.timeout)
             content = response.content
@@ -515,8 +534,7 @@ class ConversationsHook(BaseHook):
         return wait
 
     def _sleep(self, seconds: float) -> None:
-        self.stats.retries += 1
-        self.stats.retry_wait_seconds += seconds
+        self.stats.add(retries=1, retry_wait_seconds=seconds)
         if getattr(self._retry_state, "shared", False):
             self.throttle.pause(seconds, _BACKOFF)
             self.throttle.wait_turn()
@@ -535,8 +553,7 @@ class ConversationsHook(BaseHook):
     def _log_throttle(self, seconds: float, reason: str) -> None:
         if reason == _BACKOFF:
             return  # already logged and counted as a retry
-        self.stats.throttle_waits += 1
-        self.stats.throttle_wait_seconds += seconds
+        self.stats.add(throttle_waits=1, throttle_wait_seconds=seconds)
         self.log.info("%s: waiting %.2f s: %s", self.hook_name, seconds, reason)
 
     # ------------------------------------------------------------------ windows and pages
@@ -556,22 +573,85 @@ class ConversationsHook(BaseHook):
         return self.filter_set.validate(filters)
 
     def iter_pages(self, start: Any, end: Any, *, time_key: str = "created",
-                   filters: Mapping[str, Any] | None = None) -> Iterator[Page]:
+                   filters: Mapping[str, Any] | None = None, max_parallel: int = 1) -> Iterator[Page]:
         """Yield, page by page, the conversations whose time key lies in ``[start, end)``, each once.
 
-        Arguments are checked here, before any request: bad ones raise ConfigurationError at once.
+        With ``max_parallel > 1`` (vendors with server-side time bounds only) the window is cut into
+        contiguous sub-windows fetched by that many threads; pages then arrive in completion order, each
+        tagged with ``page.part`` (the sub-window's index, in time order) so a writer can restore a
+        deterministic order. Arguments are checked here, before any request.
         """
         window = Window.of(start, end)
         key = self.resolve_time_key(time_key)
         validated = self.validate_filters(filters)
-        walk = self.new_walk(window, key, validated, self.effective_page_size())
-        return self._run(walk, window, key)
+        workers = self.check_parallel(max_parallel)
+        size = self.effective_page_size()
+        if workers == 1:
+            walk = self.new_walk(window, key, validated, size)
+            return self._run(walk, window, key)
+        parts = window.split(workers * PARTS_PER_WORKER)
+        walks = [(self.new_walk(part, key, validated, size), part) for part in parts]
+        return self._run_parallel(walks, key, workers)
+
+    def check_parallel(self, max_parallel: Any) -> int:
+        if isinstance(max_parallel, bool) or not isinstance(max_parallel, int) or not 1 <= max_parallel <= 64:
+            raise ConfigurationError(f"max_parallel={max_parallel!r} is not allowed: expected an integer from 1 to 64")
+        if max_parallel > 1 and not self.server_bounded:
+            raise ConfigurationError(
+                f"max_parallel={max_parallel} needs server-side time bounds, which {self.hook_name} does not have "
+                "(sub-windows would each walk the same list); use max_parallel=1"
+            )
+        return max_parallel
 
     def iter_conversations(self, start: Any, end: Any, *, time_key: str = "created",
-                           filters: Mapping[str, Any] | None = None) -> Iterator[Item]:
+                           filters: Mapping[str, Any] | None = None, max_parallel: int = 1) -> Iterator[Item]:
         """Yield each conversation (the vendor's raw dict) whose time key lies in ``[start, end)``, once."""
-        pages = self.iter_pages(start, end, time_key=time_key, filters=filters)
+        pages = self.iter_pages(start, end, time_key=time_key, filters=filters, max_parallel=max_parallel)
         return (item for page in pages for item in page)
+
+    def _run_parallel(self, walks: list[tuple[Walk, Window]], key: TimeKey, workers: int) -> Iterator[Page]:
+        """Fetch sub-windows concurrently; a bounded queue keeps memory flat, the first error stops everyone."""
+        pages: queue.Queue[Page | BaseException | None] = queue.Queue(maxsize=workers * 2)
+        stop = threading.Event()
+
+        def put(item: Page | BaseException | None) -> None:
+            while not stop.is_set():
+                try:
+                    pages.put(item, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
+
+        def work(index: int, walk: Walk, part: Window) -> None:
+            try:
+                for page in self._run(walk, part, key):
+                    if stop.is_set():
+                        return
+                    page.part = index
+                    put(page)
+            except BaseException as exc:  # handed to the consumer, which re-raises it
+                put(exc)
+
+        remaining = len(walks)
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{self.vendor}-window")
+
+        def done_callback(_: Any) -> None:
+            put(None)
+
+        try:
+            for index, (walk, part) in enumerate(walks):
+                pool.submit(work, index, walk, part).add_done_callback(done_callback)
+            while remaining:
+                item = pages.get()
+                if item is None:
+                    remaining -= 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    yield item
+        finally:
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _run(self, walk: Walk, window: Window, key: TimeKey) -> Iterator[Page]:
         dedup = Dedup(walk.order, repeats=walk.repeats, on_disorder=self._log_disorder(walk, key))
@@ -592,6 +672,7 @@ class ConversationsHook(BaseHook):
             items = self.page_items(body)
             number += 1
             kept: list[Item] = []
+            duplicates = 0
             for item in items:
                 ts = key.of(item)
                 if ts is None:
@@ -604,10 +685,8 @@ class ConversationsHook(BaseHook):
                     if dedup.first_time(str(item.get(id_field)), ts):
                         kept.append(item)
                     else:
-                        self.stats.duplicates += 1
-            self.stats.pages += 1
-            self.stats.fetched += len(items)
-            self.stats.yielded += len(kept)
+                        duplicates += 1
+            self.stats.add(pages=1, fetched=len(items), yielded=len(kept), duplicates=duplicates)
             yield Page(kept, number=number, fetched=len(items))
             next_params = walk.paginator.next_params(params, body, items)
             empty_run = empty_run + 1 if not items else 0

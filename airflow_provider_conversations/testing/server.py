@@ -27,6 +27,9 @@ class SimRequest:
     query: dict[str, list[str]]
     raw_query: str
     headers: Mapping[str, str]
+    #: time.monotonic() when the request arrived, and the fault (or status) the simulator answered with
+    received: float = 0.0
+    outcome: str = ""
 
     def one(self, name: str) -> str | None:
         values = self.query.get(name)
@@ -206,6 +209,7 @@ class VendorSimulator(ABC):
         with self.lock:
             self.stats.requests += 1
             n = self.stats.requests
+            request.received = time.monotonic()
             if self.log_requests:
                 self.requests.append(request)
             if n > self.max_requests:
@@ -239,6 +243,7 @@ class VendorSimulator(ABC):
             if failing or kind:
                 key = f"permanent {self.faults.fail_status}" if failing else str(kind)
                 self.stats.faults[key] = self.stats.faults.get(key, 0) + 1
+                request.outcome = key
         if failing:
             return self.error(self.faults.fail_status, "internal_error", "simulated permanent failure"), None
         if kind in ("429", "500", "502", "503"):
