@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-test
+BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: test lint unit install clean
+.PHONY: test lint unit install bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +29,14 @@ test: lint
 # Quick loop while developing: everything but the real-Airflow end-to-end tests.
 unit: $(STAMP)
 	$(BIN)/pytest -m "not e2e"
+
+$(BENCH_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/uv pip install -q -p $(BIN)/python -e '.[test,bench]' || $(BIN)/python -m pip install -q -e '.[test,bench]'
+	touch $@ $(STAMP)
+
+# Benchmarks are not tests: every contender against the same simulator, targets checked (several minutes).
+bench: $(BENCH_STAMP)
+	RUNTIME__DLTHUB_TELEMETRY=false $(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .scratch .pytest_cache .mypy_cache .ruff_cache
