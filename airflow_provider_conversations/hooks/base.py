@@ -585,6 +585,7 @@ class ConversationsHook(BaseHook):
         key = self.resolve_time_key(time_key)
         validated = self.validate_filters(filters)
         workers = self.check_parallel(max_parallel)
+        self.settings  # noqa: B018  (a bad connection fails here, at the call, for every vendor)
         size = self.effective_page_size()
         if workers == 1:
             walk = self.new_walk(window, key, validated, size)
