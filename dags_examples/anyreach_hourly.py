@@ -1,0 +1,60 @@
+"""Anyreach: every hour, wait until no call of the hour is live, then export the finished ones.
+
+Destination: Airflow Variable ``conversations_export_root``, else env ``CONVERSATIONS_EXPORT_ROOT``, else
+``/tmp/airflow-conversations``.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import dag
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+from airflow_provider_conversations.operators.conversations import ConversationsToObjectStorageOperator
+from airflow_provider_conversations.sensors.conversations import ConversationsSensor
+
+EXPORT_ROOT = (
+    "{{ var.value.get('conversations_export_root', '"
+    + os.environ.get("CONVERSATIONS_EXPORT_ROOT", "file:///tmp/airflow-conversations")
+    + "') }}"
+)
+
+
+@dag(
+    dag_id="conversations_anyreach_hourly",
+    schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
+    start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=4,
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
+    tags=["conversations", "anyreach"],
+)
+def conversations_anyreach_hourly() -> None:
+    settled = ConversationsSensor(
+        task_id="wait_until_settled",
+        conn_id="anyreach_default",
+        vendor="anyreach",
+        settled=True,
+        min_count=0,
+        deferrable=True,
+        poke_interval=120,
+        timeout=int(timedelta(hours=2).total_seconds()),
+    )
+    export = ConversationsToObjectStorageOperator(
+        task_id="export",
+        conn_id="anyreach_default",
+        vendor="anyreach",
+        destination=EXPORT_ROOT + "/",
+        compression="gzip",
+        # Only terminal conversations (completed, failed, cancelled, transferred, unanswered).
+        finished_only=True,
+        # Sensitive fields come back only with the conversations:read_sensitive scope; drop them anyway.
+        exclude_fields=["conversation", "recording_details", "summary", "initial_context", "custom_metadata"],
+    )
+    settled >> export
+
+
+conversations_anyreach_hourly_dag = conversations_anyreach_hourly()
