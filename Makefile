@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-test
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: test lint unit install bench clean
+.PHONY: test lint unit install bench demo airflow clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,16 @@ lint: $(STAMP)
 # The whole suite (unit, simulator, DAG-level and end-to-end tests).
 test: lint
 	$(BIN)/pytest
+
+# The main job on a fresh clone: example DAGs against the five simulators in a scratch SQLite Airflow,
+# a summary table, and a check against the simulators' ground truth.
+demo: $(STAMP)
+	$(BIN)/python -m airflow_provider_conversations.testing.demo run
+
+# A real Airflow (standalone: scheduler, dag-processor, api-server, triggerer) on http://127.0.0.1:8080 with the
+# simulators, connections and example DAGs. Ctrl-C stops everything.
+airflow: $(STAMP)
+	$(BIN)/python -m airflow_provider_conversations.testing.demo standalone --port $(or $(PORT),8080)
 
 # Quick loop while developing: everything but the real-Airflow end-to-end tests.
 unit: $(STAMP)

@@ -106,8 +106,11 @@ class PolyAISimulator(VendorSimulator):
             self._blobs = [_blob(r) for r in self.records]
             self._cache = {}
 
-    def ground_truth(self, start: datetime, end: datetime, *, client_env: str = "live") -> list[str]:
+    def ground_truth(self, start: datetime, end: datetime, *, time_key: str = "created", client_env: str = "live",
+                     **filters: Any) -> list[str]:
         """Ids of ``client_env`` conversations with ``start <= started_at < end``."""
+        if time_key != "created" or filters:
+            raise ValueError("PolyAI has only the 'created' time key (started_at); filters are not modelled here")
         lo, hi = _iso(start), _iso(end)
         return [r["id"] for r in self.records if r["environment"] == client_env and lo <= r["started_at"] < hi]
 

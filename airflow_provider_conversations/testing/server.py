@@ -10,6 +10,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -155,6 +156,22 @@ class VendorSimulator(ABC):
     @abstractmethod
     def connection(self, conn_id: str | None = None) -> dict[str, Any]:
         """An Airflow connection (JSON form, for ``AIRFLOW_CONN_<ID>``) pointing at this simulator."""
+
+    #: The conversations as the vendor renders them.
+    records: list[dict[str, Any]]
+
+    @abstractmethod
+    def ground_truth(self, start: datetime, end: datetime, *, time_key: str = "created",
+                     **filters: Any) -> list[str]:
+        """Ids of the conversations whose ``time_key`` lies in ``[start, end)``: what an export must hold."""
+
+    @abstractmethod
+    def add(self, conversations: list[Any]) -> None:
+        """Insert conversations, also while a walk is running."""
+
+    @abstractmethod
+    def finish_all(self) -> None:
+        """Turn every in-progress conversation into a finished one (what sensors wait for)."""
 
     # ---------------------------------------------------------------- lifecycle
 
