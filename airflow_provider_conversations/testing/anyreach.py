@@ -1,0 +1,423 @@
+"""Anyreach simulator: ``GET /core/conversations``, bare newest-first arrays, Base64(created_at) cursors.
+
+Switches for the two things Anyreach leaves open, so a client can be tested against both:
+
+- ``cursor_compare``: ``"strict"`` (default; ``created_at < cursor``) or ``"inclusive"`` (``<=``);
+- ``tie_groups``: ``[(instant, count), ...]`` puts ``count`` extra conversations on one ``created_at``
+  (hundreds, more than a page); ``tie_order="shuffled"`` serves each instant's conversations in a new
+  random order on every request (the API promises no order within an instant).
+
+Timestamps are ISO 8601 UTC with a ``Z`` and microseconds (``2026-11-17T10:00:00.123456Z``), the precision
+of the Python/PostgreSQL stack behind the real API; ``precision=timedelta(milliseconds=1)`` renders and
+stores milliseconds instead. Cursors and bounds are compared as instants, not as strings.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import bisect
+import random
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from airflow_provider_conversations.testing.dataset import DEFAULT_START, Conversation, generate
+from airflow_provider_conversations.testing.server import SimRequest, SimResponse, VendorSimulator
+
+PATHS = ("/core/conversations", "/core/conversations/")
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+DIRECTIONS = ("inbound", "outbound")
+CHANNELS = ("telephone", "webrtc", "email", "text")
+IN_PROGRESS = ("token_created", "triggered", "ringing", "in_progress")
+FINISHED = ("completed", "failed", "cancelled", "transferred", "unanswered")
+STATUSES = (*IN_PROGRESS, *FINISHED)
+TIERS = ("gold", "silver", "bronze")
+SENSITIVE = ("agent", "summary", "initial_context", "custom_metadata", "conversation", "recording_details")
+FIELDS = (
+    "id", "organization_id", "direction", "channel", "status", "user_id", "agent_id", "agent_version_id",
+    "agent_number", "web_widget_id", "duration", "user_turn_count", "created_at", "updated_at", *SENSITIVE,
+)
+ENUMS = {"direction": DIRECTIONS, "channel": CHANNELS, "status": STATUSES}
+STRINGS = ("user_id", "agent_id", "agent_version_id", "agent_number", "web_widget_id")
+INTS = ("duration_above", "duration_below", "user_turn_count_above", "user_turn_count_below")
+BOUNDS = ("created_after", "created_before", "updated_after", "updated_before")
+ALLOWED = {*ENUMS, *STRINGS, *INTS, *BOUNDS, "custom_metadata", "fields", "limit", "cursor"}
+
+
+def _key(ts: datetime) -> str:
+    """Canonical sortable form of an instant: fixed width, so string order is time order."""
+    if ts.tzinfo is not UTC:
+        ts = ts.astimezone(UTC)
+    return ts.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def _canonical(rendered: str) -> str:
+    """The canonical key of a rendered timestamp (a millisecond one gets its three zeros back)."""
+    return rendered if len(rendered) == 27 else rendered[:23] + "000Z"
+
+
+def tie_group(instant: datetime, count: int, *, first_index: int, seed: int = 0) -> list[Conversation]:
+    """``count`` finished conversations all created at ``instant`` (indexes from ``first_index``)."""
+    rng = random.Random(f"{seed}-{first_index}-{instant.isoformat()}")
+    out = []
+    for i in range(first_index, first_index + count):
+        duration = rng.randint(5, 1800)
+        out.append(Conversation(
+            index=i, created=instant, updated=instant + timedelta(seconds=duration + rng.randint(0, 3600)),
+            status=rng.randrange(1 << 16), channel=rng.randrange(1 << 16), direction=rng.randrange(2),
+            duration=duration, agent=rng.randrange(5), user=rng.randrange(1000), turns=rng.randint(1, 40),
+            rating=rng.randint(1, 5),
+        ))
+    return out
+
+
+class _Invalid(Exception):
+    def __init__(self, response: SimResponse) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+class AnyreachSimulator(VendorSimulator):
+    """Anyreach's list endpoint on 127.0.0.1 (see the module docstring for the switches).
+
+    ``token`` is the only credential accepted: an ``ak_`` key alone, or a ``pat_`` token together with
+    ``X-Anyreach-Org: <org_id>`` (missing: 401 "Token is missing organization claim."; another org: 403).
+    ``sensitive=False`` serves what a token without ``conversations:read_sensitive`` sees.
+    """
+
+    vendor = "anyreach"
+
+    def __init__(
+        self,
+        conversations: int | list[Conversation] = 1000,
+        *,
+        seed: int = 0,
+        start: datetime = DEFAULT_START,
+        span: timedelta = timedelta(days=3),
+        cursor_compare: str = "strict",
+        tie_groups: Iterable[tuple[datetime, int]] = (),
+        tie_order: str = "stable",
+        precision: timedelta = timedelta(microseconds=1),
+        sensitive: bool = True,
+        org_id: str = "org_sim",
+        token: str = "ak_sim.0123456789abcdef",
+        **server: Any,
+    ) -> None:
+        if cursor_compare not in ("strict", "inclusive"):
+            raise ValueError(f"cursor_compare={cursor_compare!r}; allowed: 'strict', 'inclusive'")
+        if tie_order not in ("stable", "shuffled"):
+            raise ValueError(f"tie_order={tie_order!r}; allowed: 'stable', 'shuffled'")
+        if precision not in (timedelta(microseconds=1), timedelta(milliseconds=1)):
+            raise ValueError("precision must be 1 microsecond or 1 millisecond")
+        super().__init__(token=token, **server)
+        self.cursor_compare = cursor_compare
+        self.tie_order = tie_order
+        self.precision = precision
+        self.sensitive = sensitive
+        self.org_id = org_id
+        self._rng = random.Random(seed)
+        data = list(conversations) if isinstance(conversations, list) else generate(
+            conversations, seed=seed, start=start, span=span, precision=precision, in_progress_fraction=0.05
+        )
+        for instant, count in tie_groups:
+            data += tie_group(self._truncate(instant), count, first_index=len(data), seed=seed)
+        self.records: list[dict[str, Any]] = []
+        self._entries: list[tuple[str, str, str, dict[str, Any]]] = []
+        self._merge([self._entry(c) for c in data])
+
+    # ------------------------------------------------------------------ data
+
+    def _truncate(self, ts: datetime) -> datetime:
+        if self.precision == timedelta(microseconds=1):
+            return ts
+        return ts.replace(microsecond=ts.microsecond - ts.microsecond % 1000)
+
+    def _fmt(self, ts: datetime) -> str:
+        key = _key(self._truncate(ts))
+        return key if self.precision == timedelta(microseconds=1) else key[:23] + "Z"
+
+    def render(self, c: Conversation) -> dict[str, Any]:
+        channel = CHANNELS[c.channel % len(CHANNELS)]
+        status = IN_PROGRESS[c.status % len(IN_PROGRESS)] if c.in_progress else FINISHED[c.status % len(FINISHED)]
+        agent_id = f"agt_{c.agent}"
+        tier = TIERS[c.rating % 3]
+        return {
+            "id": c.extra.get("id", f"cnv_{c.index:08d}"),
+            "organization_id": self.org_id,
+            "direction": DIRECTIONS[c.direction % 2],
+            "channel": channel,
+            "status": status,
+            "user_id": f"+1555{c.user:07d}" if channel == "telephone" else f"user-{c.user:04d}",
+            "agent_id": agent_id,
+            "agent_version_id": f"agv_{c.agent}_{c.rating % 2}",
+            "agent_number": f"+1800555{c.agent:04d}" if channel == "telephone" else None,
+            "web_widget_id": f"wgt_{c.agent}" if channel == "webrtc" else None,
+            "duration": c.duration,
+            "user_turn_count": c.turns,
+            "created_at": self._fmt(c.created),
+            "updated_at": self._fmt(c.updated),
+            "agent": {"id": agent_id, "name": f"Agent {c.agent}"},
+            "summary": f"User {c.user} talked to agent {c.agent} for {c.duration} s.",
+            "initial_context": f"customer tier {tier}",
+            "custom_metadata": {"order_id": str(c.user % 50), "tier": tier},
+            "conversation": {"turns": [{"role": "user", "text": f"hello {c.user}"},
+                                       {"role": "agent", "text": "hi"}]},
+            "recording_details": {"recording_url": f"https://recordings.invalid/{c.index}.wav"},
+        }
+
+    def _entry(self, c: Conversation) -> tuple[str, str, str, dict[str, Any]]:
+        r = self.render(c)
+        return (_canonical(r["created_at"]), r["id"], _canonical(r["updated_at"]), r)
+
+    def _merge(self, new: list[tuple[str, str, str, dict[str, Any]]]) -> None:
+        with self.lock:
+            self._entries = sorted([*self._entries, *new], key=lambda e: (e[0], e[1]))
+            self._reindex()
+
+    def _reindex(self) -> None:
+        self.records = [e[3] for e in self._entries]
+        self._created = [e[0] for e in self._entries]
+        # A second index, by updated_at, so updated_* windows do not scan every conversation.
+        self._by_updated = sorted(range(len(self._entries)), key=lambda i: self._entries[i][2])
+        self._updated = [self._entries[i][2] for i in self._by_updated]
+        self._blobs = [orjson.dumps(self._visible(r)) for r in self.records]
+        self._cache: dict[tuple[Any, ...], tuple[list[int], list[str]]] = {}
+
+    def _visible(self, r: dict[str, Any]) -> dict[str, Any]:
+        return r if self.sensitive else {k: v for k, v in r.items() if k not in SENSITIVE}
+
+    def add(self, conversations: list[Conversation]) -> None:
+        """Insert conversations (thread-safe, also while a walk is running)."""
+        self._merge([self._entry(c) for c in conversations])
+
+    def finish_all(self) -> None:
+        """Every in-progress conversation completes."""
+        with self.lock:
+            for r in self.records:
+                if r["status"] in IN_PROGRESS:
+                    r["status"] = "completed"
+            self._reindex()
+
+    def ground_truth(self, start: datetime, end: datetime, *, time_key: str = "created",
+                     **filters: Any) -> list[str]:
+        """Ids of the conversations matching ``filters`` whose time key lies in ``[start, end)``."""
+        unknown = set(filters) - {*ENUMS, *STRINGS, *INTS, "custom_metadata"}
+        if unknown:
+            raise ValueError(f"ground_truth got unknown filters {sorted(unknown)}")
+        query = {k: orjson.dumps(v).decode() if isinstance(v, dict) else str(v) for k, v in filters.items()}
+        crit = self._criteria(query.get)
+        lo, hi = _key(start), _key(end)
+        if time_key not in ("created", "updated"):
+            raise ValueError(f"time_key={time_key!r}; allowed: 'created', 'updated'")
+        return [e[1] for e in self._entries
+                if lo <= (e[0] if time_key == "created" else e[2]) < hi and self._match(e, crit)]
+
+    def connection(self, conn_id: str | None = None, *, token: str | None = None,
+                   org_id: str | None = None) -> dict[str, Any]:
+        """A ``pat_`` token gets this simulator's ``org_id`` unless one is given."""
+        token = token or self.token
+        if org_id is None and token.startswith("pat_"):
+            org_id = self.org_id
+        return {"conn_type": "anyreach", "host": self.url, "password": token,
+                "extra": {"org_id": org_id} if org_id else {}}
+
+    # ------------------------------------------------------------------ HTTP
+
+    def error(self, status: int, code: str, message: str, param: str | None = None) -> SimResponse:
+        if status == 422:
+            return SimResponse.json(422, {"detail": [{"loc": ["query", param or "unknown"], "msg": message,
+                                                      "type": code}]})
+        return SimResponse.json(status, {"detail": message})
+
+    @staticmethod
+    def _header(request: SimRequest, name: str) -> str | None:
+        name = name.lower()
+        return next((v for k, v in request.headers.items() if k.lower() == name), None)
+
+    def _authorized(self, request: SimRequest) -> bool:
+        if self._header(request, "Authorization") != f"Bearer {self.token}":
+            return False
+        return not self.token.startswith("pat_") or self._header(request, "X-Anyreach-Org") == self.org_id
+
+    def unauthorized(self, request: SimRequest) -> SimResponse:
+        auth = self._header(request, "Authorization")
+        if auth is None or not auth.startswith("Bearer "):
+            return self.error(401, "not_authenticated", "Not authenticated")
+        if auth != f"Bearer {self.token}":
+            return self.error(401, "invalid_token", "Invalid authentication credentials")
+        org = self._header(request, "X-Anyreach-Org")
+        if org is None:
+            return self.error(401, "missing_org", "Token is missing organization claim.")
+        return self.error(403, "forbidden_org", f"Token has no access to organization {org!r}.")
+
+    def handle(self, request: SimRequest) -> SimResponse:
+        if request.path not in PATHS:
+            return self.error(404, "not_found", "Not Found")
+        try:
+            return self._list(request)
+        except _Invalid as bad:
+            return bad.response
+
+    def _list(self, request: SimRequest) -> SimResponse:
+        for name, values in request.query.items():
+            if name not in ALLOWED:
+                raise _Invalid(self.error(422, "extra_forbidden", "Extra inputs are not permitted", name))
+            if len(values) > 1:
+                raise _Invalid(self.error(422, "value_error", "Parameter given more than once", name))
+        one = request.one
+        limit = self._int(one("limit"), "limit")
+        limit = DEFAULT_LIMIT if limit is None else limit
+        if limit < 1:
+            raise _Invalid(self.error(422, "greater_than_equal", "Input should be greater than or equal to 1",
+                                      "limit"))
+        if limit > MAX_LIMIT:
+            raise _Invalid(self.error(422, "less_than_equal",
+                                      f"Input should be less than or equal to {MAX_LIMIT}", "limit"))
+        fields = self._fields(one("fields"))
+        crit = self._criteria(one)
+        cursor = one("cursor")
+        with self.lock:
+            sel, keys = self._selection(crit)
+            if cursor is None:
+                pos = len(sel)
+            else:
+                c = self._cursor(cursor)
+                pos = bisect.bisect_left(keys, c) if self.cursor_compare == "strict" else bisect.bisect_right(keys, c)
+            rows = self._page(sel, keys, pos, limit)
+            if fields is None:
+                body = b"[" + b",".join(self._blobs[i] for i in rows) + b"]"
+            else:
+                body = orjson.dumps([{k: v for k, v in self._visible(self.records[i]).items() if k in fields}
+                                     for i in rows])
+        return SimResponse(200, body, {})
+
+    def _page(self, sel: list[int], keys: list[str], pos: int, limit: int) -> list[int]:
+        """Indexes of the page ending (newest first) just below ``pos``."""
+        lo = max(0, pos - limit)
+        if self.tie_order == "stable" or lo == 0:
+            return sel[lo:pos][::-1]
+        last = keys[lo]
+        start, end = bisect.bisect_left(keys, last), min(pos, bisect.bisect_right(keys, last))
+        if start == lo:
+            return sel[lo:pos][::-1]
+        # The oldest instant on the page does not fit whole: which of its conversations make it is arbitrary.
+        chosen = self._rng.sample(sel[start:end], end - lo)
+        return [*sel[end:pos][::-1], *chosen]
+
+    # ------------------------------------------------------------------ validation and selection
+
+    def _int(self, value: str | None, name: str) -> int | None:
+        if value is None:
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            raise _Invalid(self.error(422, "int_parsing",
+                                      "Input should be a valid integer, unable to parse string as an integer",
+                                      name)) from None
+
+    def _time(self, value: str | None, name: str) -> str | None:
+        if value is None:
+            return None
+        try:
+            ts = datetime.fromisoformat(value)
+        except ValueError:
+            raise _Invalid(self.error(422, "datetime_from_date_parsing",
+                                      "Input should be a valid datetime or date", name)) from None
+        return _key(ts if ts.tzinfo else ts.replace(tzinfo=UTC))
+
+    def _cursor(self, value: str) -> str:
+        try:
+            text = base64.b64decode(value.replace("-", "+").replace("_", "/"), validate=True).decode()
+            ts = datetime.fromisoformat(text)
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            raise _Invalid(self.error(400, "invalid_cursor", "Invalid cursor")) from None
+        return _key(ts if ts.tzinfo else ts.replace(tzinfo=UTC))
+
+    def _fields(self, value: str | None) -> set[str] | None:
+        if value is None:
+            return None
+        names = [f.strip() for f in value.split(",")]
+        unknown = [n for n in names if n not in FIELDS]
+        if unknown:
+            raise _Invalid(self.error(422, "value_error", f"Unknown field {unknown[0]!r}", "fields"))
+        return set(names)
+
+    def _criteria(self, one: Callable[[str], str | None]) -> tuple[Any, ...]:
+        enums = []
+        for name, choices in ENUMS.items():
+            value = one(name)
+            if value is not None and value not in choices:
+                raise _Invalid(self.error(422, "enum", "Input should be " + ", ".join(repr(c) for c in choices),
+                                          name))
+            enums.append(value)
+        strings = [one(name) for name in STRINGS]
+        ints = [self._int(one(name), name) for name in INTS]
+        meta = one("custom_metadata")
+        meta_items: tuple[tuple[str, Any], ...] | None = None
+        if meta is not None:
+            try:
+                obj = orjson.loads(meta)
+            except orjson.JSONDecodeError:
+                obj = None
+            if not isinstance(obj, dict):
+                raise _Invalid(self.error(422, "value_error", "custom_metadata must be a JSON object string",
+                                          "custom_metadata"))
+            meta_items = tuple(sorted((k, orjson.dumps(v)) for k, v in obj.items()))
+        bounds = [self._time(one(name), name) for name in BOUNDS]
+        return (*enums, *strings, *ints, meta_items, *bounds)
+
+    def _selection(self, crit: tuple[Any, ...]) -> tuple[list[int], list[str]]:
+        """Indexes (ascending created_at) matching everything but the cursor, cached per criteria."""
+        hit = self._cache.get(crit)
+        if hit is not None:
+            return hit
+        created_after, created_before, updated_after, updated_before = crit[-4:]
+        a = 0 if created_after is None else bisect.bisect_left(self._created, created_after)
+        b = len(self._created) if created_before is None else bisect.bisect_right(self._created, created_before)
+        ua = 0 if updated_after is None else bisect.bisect_left(self._updated, updated_after)
+        ub = len(self._updated) if updated_before is None else bisect.bisect_right(self._updated, updated_before)
+        entries, match = self._entries, self._match
+        if ub - ua < b - a:
+            sel = sorted(i for i in self._by_updated[ua:ub] if a <= i < b and match(entries[i], crit))
+        else:
+            sel = [i for i in range(a, b) if match(entries[i], crit)]
+        if len(self._cache) > 512:
+            self._cache.clear()
+        hit = (sel, [self._created[i] for i in sel])
+        self._cache[crit] = hit
+        return hit
+
+    @staticmethod
+    def _match(entry: tuple[str, str, str, dict[str, Any]], crit: tuple[Any, ...]) -> bool:
+        (direction, channel, status, user_id, agent_id, agent_version_id, agent_number, web_widget_id,
+         d_above, d_below, t_above, t_below, meta, c_after, c_before, u_after, u_before) = crit
+        created, _, updated, r = entry
+        if (c_after is not None and created < c_after) or (c_before is not None and created > c_before):
+            return False
+        if (u_after is not None and updated < u_after) or (u_before is not None and updated > u_before):
+            return False
+        for name, want in (("direction", direction), ("channel", channel), ("status", status),
+                           ("agent_id", agent_id), ("agent_version_id", agent_version_id),
+                           ("web_widget_id", web_widget_id)):
+            if want is not None and r[name] != want:
+                return False
+        for name, part in (("user_id", user_id), ("agent_number", agent_number)):
+            if part is not None and (r[name] is None or part not in r[name]):
+                return False
+        for name, low, high in (("duration", d_above, d_below), ("user_turn_count", t_above, t_below)):
+            value = r[name]
+            if (low is not None and value < low) or (high is not None and value > high):
+                return False
+        if meta is not None:
+            have = r["custom_metadata"]
+            if any(k not in have or orjson.dumps(have[k]) != v for k, v in meta):
+                return False
+        return True
+
+
+__all__ = ["AnyreachSimulator", "tie_group"]
