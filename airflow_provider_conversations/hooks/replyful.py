@@ -1,0 +1,184 @@
+"""Replyful conversations (seed 004): bracketed date bounds, startingAfter/nextCursor paging, a 100/60 s limit."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any, ClassVar
+
+from airflow_provider_conversations.exceptions import ConfigurationError, InvalidFilterError, InvalidResponseError
+from airflow_provider_conversations.filters import Filter, FilterSet, Params
+from airflow_provider_conversations.hooks.base import (
+    ConnectionSettings,
+    ConversationsHook,
+    TimeKey,
+    Walk,
+    widen,
+)
+from airflow_provider_conversations.paging import BodyCursorPaginator, Item
+from airflow_provider_conversations.throttle import RateLimitHeaders
+from airflow_provider_conversations.windows import Window, iso_z, parse_iso
+
+#: Replyful's own status list, in its documented order (requests and error messages use this order).
+STATUSES = (
+    "waiting_for_user", "needs_first_response", "needs_follow_up", "scheduled_ai_response", "assumed_resolved",
+    "resolved", "spam", "paused", "investigating", "archived",
+)
+#: Decision (undocumented): nobody has to act on these any more. ``assumed_resolved`` counts as finished
+#: (Replyful closed it for lack of a reply); a later reply reopens it with a new status and updatedAt.
+FINISHED = ("assumed_resolved", "resolved", "spam", "archived")
+IN_PROGRESS = tuple(s for s in STATUSES if s not in FINISHED)
+SUPPORT_LEVELS = ("ai", "human")
+_WINDOW = "the hook sets it from the window and time_key; pass start/end instead"
+
+
+class ReplyfulHook(ConversationsHook):
+    """Lists Replyful conversations by ``createdAt`` (time_key ``created``) or ``updatedAt`` (``updated``).
+
+    Connection: Password = API key (``rfl_live_...`` or ``rfl_test_...``, sent as ``Authorization: Bearer``).
+    Host, when set, replaces ``https://api.replyful.com``. The hook sorts ascending on the time key itself and
+    sends only that key's ``[gte]``/``[lte]`` bounds, since Replyful refuses created and updated bounds together.
+    Requests are paced from the ``RateLimit-*`` headers (100 requests per 60 s per key).
+    """
+
+    conn_type = "replyful"
+    default_conn_name = "replyful_default"
+    hook_name = "Replyful"
+    vendor = "replyful"
+    default_base_url = "https://api.replyful.com"
+    time_keys = {
+        "created": TimeKey("created", "createdAt", parse_iso),
+        "updated": TimeKey("updated", "updatedAt", parse_iso),
+    }
+    id_field = "id"
+    max_page_size = 100
+    rate_limit_headers = RateLimitHeaders()
+    in_progress_statuses = frozenset(IN_PROGRESS)
+    finished_statuses = frozenset(FINISHED)
+    filter_set = FilterSet(
+        vendor="Replyful",
+        filters=(
+            Filter("status", "enum", choices=STATUSES, repeatable=True,
+                   description="conversations in any of these statuses (repeatable)"),
+            Filter("channelId", repeatable=True, description="conversations of any of these channels (repeatable)"),
+            Filter("assignedToUserId", description="the assignee's user id, or 'unassigned' for no assignee"),
+            Filter("supportLevel", "enum", choices=SUPPORT_LEVELS,
+                   description="who currently handles the conversation"),
+            Filter("topicId", repeatable=True, description="conversations tagged with these topics (repeatable)"),
+            Filter("tagId", repeatable=True, description="conversations with these tags (repeatable)"),
+            Filter("q", description="full-text search over the title and message content"),
+        ),
+        reserved={
+            "limit": "the hook pages; pass page_size to the hook instead",
+            "startingAfter": "the hook pages; it is not a filter",
+            "sort": "the hook sorts ascending on the time key so that paging is exact; pass time_key instead",
+            "createdAt[gte]": _WINDOW,
+            "createdAt[lte]": _WINDOW,
+            "updatedAt[gte]": _WINDOW,
+            "updatedAt[lte]": _WINDOW,
+        },
+    )
+    #: Keys are ``rfl_live_...`` or ``rfl_test_...``; anything else is refused before a request is sent.
+    #: A subclass may set this to ``None`` should Replyful introduce other key shapes.
+    api_key_pattern: ClassVar[re.Pattern[str] | None] = re.compile(r"rfl_(?:live|test)_\S+")
+    #: The precision at which Replyful compares its inclusive bounds is undocumented: ask for a second more on
+    #: each side (bounds are sent at millisecond precision, like Replyful's own timestamps); the base cuts
+    #: ``[start, end)`` exactly.
+    bound_margin: ClassVar[timedelta] = timedelta(seconds=1)
+
+    def validate_extras(self, extras: Mapping[str, Any], secret: str) -> None:
+        pattern = self.api_key_pattern
+        if pattern is not None and not pattern.fullmatch(secret):
+            raise ConfigurationError(
+                f"connection {self.conn_id!r} has a Password that is not a Replyful API key (not shown here): "
+                "Replyful keys start with rfl_live_ (live data) or rfl_test_ (test mode) and contain no spaces; "
+                "paste the key alone, without 'Bearer '"
+            )
+        if secret.startswith("rfl_test_"):
+            self.log.info("connection %r uses a Replyful test-mode key: it sees test-mode data only", self.conn_id)
+
+    def auth_headers(self, settings: ConnectionSettings) -> dict[str, str]:
+        return {"Authorization": f"Bearer {settings.secret}"}
+
+    def list_path(self, settings: ConnectionSettings) -> str:
+        return "v1/conversations"
+
+    def new_walk(self, window: Window | None, time_key: TimeKey, filters: Mapping[str, Any],
+                 page_size: int) -> Walk:
+        field = time_key.field
+        params: Params = {"limit": str(page_size), "sort": field, **self.filter_set.to_params(filters)}
+        if window is not None:
+            lo, hi = widen(window, self.bound_margin)
+            # Only this time key's bounds: mixing createdAt and updatedAt bounds is a 422 conflicting_date_range.
+            params[f"{field}[gte]"] = iso_z(lo, timespec="milliseconds")
+            params[f"{field}[lte]"] = iso_z(hi, timespec="milliseconds")
+        paginator = BodyCursorPaginator("startingAfter", lambda body: body.get("nextCursor"),
+                                        has_more_of=lambda body: body["hasMore"])
+        # Ascending on the time key with an opaque keyset cursor: no repeats behind the frontier.
+        return Walk(params, paginator, order="asc", repeats=False)
+
+    def page_items(self, body: Any) -> list[Item]:
+        if not (isinstance(body, dict) and body.get("object") == "list" and isinstance(body.get("data"), list)
+                and isinstance(body.get("hasMore"), bool)):
+            raise InvalidResponseError(
+                "Replyful returned a body that is not a list envelope "
+                f"({{'object': 'list', 'data': [...], 'hasMore': bool, 'nextCursor': ...}}): {str(body)[:120]!r}",
+                vendor=self.vendor,
+            )
+        cursor = body.get("nextCursor")
+        if cursor is not None and not isinstance(cursor, str):
+            raise InvalidResponseError(
+                f"Replyful returned a nextCursor that is not a string: {cursor!r}", vendor=self.vendor
+            )
+        if body["hasMore"] and not cursor:
+            raise InvalidResponseError(
+                "Replyful announced hasMore=true without a nextCursor; the walk cannot continue and would "
+                "silently miss conversations", vendor=self.vendor,
+            )
+        items: list[Item] = body["data"]
+        if not all(isinstance(item, dict) for item in items):
+            raise InvalidResponseError(
+                f"Replyful returned a 'data' list holding something other than objects: {str(items)[:120]!r}",
+                vendor=self.vendor,
+            )
+        return items
+
+    def finished_filters(self, filters: Mapping[str, Any]) -> dict[str, Any]:
+        return {"status": _narrow(filters, FINISHED, "finished", "finished_only=True")}
+
+    def in_progress_filters(self, filters: Mapping[str, Any]) -> dict[str, Any] | None:
+        return {"status": _narrow(filters, IN_PROGRESS, "in progress", "looking for in-progress conversations")}
+
+    def normalize(self, item: Item) -> dict[str, Any]:
+        created = parse_iso(item.get("createdAt"))
+        updated = parse_iso(item.get("updatedAt"))
+        status = item.get("status")
+        channel = item.get("channel")
+        return {
+            "vendor": self.vendor,
+            "id": str(item.get("id")),
+            "created_at": iso_z(created) if created else None,
+            "updated_at": iso_z(updated) if updated else None,
+            "status": status,
+            "finished": status in FINISHED if isinstance(status, str) else None,
+            "channel": (channel.get("type") or channel.get("name")) if isinstance(channel, dict) else None,
+            # Replyful conversations are threads, not calls: the API has no duration.
+            "duration_seconds": None,
+            "raw": item,
+        }
+
+
+def _narrow(filters: Mapping[str, Any], statuses: tuple[str, ...], kind: str, purpose: str) -> list[str]:
+    """``statuses`` intersected with the user's own ``status`` filter, in Replyful's order."""
+    user = filters.get("status")
+    if user is None:
+        return list(statuses)
+    chosen = [user] if isinstance(user, str) else list(user)
+    kept = [s for s in statuses if s in chosen]
+    if not kept:
+        raise InvalidFilterError(
+            f"{purpose} contradicts Replyful filter status={chosen!r}: none of those statuses is {kind} "
+            f"({kind}: {', '.join(statuses)})"
+        )
+    return kept
