@@ -1,0 +1,1 @@
+"""Sensors: wait until a window holds conversations, or until its conversations are final."""

@@ -1,0 +1,1 @@
+"""Deferrable triggers: the waiting half of the conversations sensor, run on the triggerer."""

@@ -1,0 +1,207 @@
+"""The deferrable half of ``ConversationsSensor``: wait on the triggerer, not in a worker slot.
+
+The trigger resolves its connection with Airflow's async helpers and runs the same synchronous check as the
+sensor's poke (``window_check.check_window``) in a worker thread, so the triggerer's event loop never blocks
+and retries, ``Retry-After`` and error mapping are exactly the hooks'.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat import connection as compat_connection
+from airflow.providers.common.compat.connection import get_async_connection
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_conversations.exceptions import ConfigurationError
+from airflow_provider_conversations.hooks import CONN_TYPES, hook_class
+from airflow_provider_conversations.window_check import check_window
+from airflow_provider_conversations.windows import Window, iso_z
+
+if TYPE_CHECKING:
+    from airflow_provider_conversations.hooks.base import ConversationsHook
+
+
+#: Hook arguments a sensor may pass through a deferral (JSON values only).
+HOOK_KWARGS = ("page_size", "timeout", "max_attempts", "max_retry_seconds", "backoff", "backoff_max",
+               "retry_after_cap")
+CLASSPATH = "airflow_provider_conversations.triggers.conversations.ConversationsTrigger"
+
+
+class ConversationsTrigger(BaseTrigger):
+    """Check a window every ``poke_interval`` seconds until it holds ``min_count`` conversations (and, with
+    ``settled``, none in progress); then yield one ``success`` event, or one ``error`` event on a failure.
+
+    Every argument is plain JSON, so the trigger survives Airflow's serialisation and a triggerer restart
+    (it is idempotent: it only reads). The API key is never among them: the connection is resolved in
+    :meth:`run`.
+
+    :param conn_id: Airflow connection id of a conversations vendor.
+    :param start: window start, ISO 8601 with an offset (inclusive).
+    :param end: window end, ISO 8601 with an offset (exclusive).
+    :param time_key: ``created`` or ``updated``.
+    :param filters: the vendor's filters (JSON values).
+    :param min_count: conversations the window must hold.
+    :param settled: also require that none of them is in progress.
+    :param poke_interval: seconds between checks.
+    :param hook_kwargs: JSON arguments for the hook (``page_size``, ``timeout``, ``max_attempts``, ...).
+    :param vendor: the connection type the connection must have, when the DAG pinned one.
+    :param checks_before: checks already made (by the sensor on the worker); the event's ``checks`` counts on.
+    """
+
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        start: str,
+        end: str,
+        time_key: str = "created",
+        filters: Mapping[str, Any] | None = None,
+        min_count: int = 1,
+        settled: bool = False,
+        poke_interval: float = 60.0,
+        hook_kwargs: Mapping[str, Any] | None = None,
+        vendor: str | None = None,
+        checks_before: int = 0,
+    ) -> None:
+        super().__init__()
+        self.conn_id = conn_id
+        self.start = start
+        self.end = end
+        self.time_key = time_key
+        self.filters = dict(filters or {})
+        self.min_count = min_count
+        self.settled = settled
+        self.poke_interval = float(poke_interval)
+        self.hook_kwargs = dict(hook_kwargs or {})
+        self.vendor = vendor
+        self.checks_before = checks_before
+        self.window = Window.of(start, end)
+        check_hook_kwargs(self.hook_kwargs)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return CLASSPATH, {
+            "conn_id": self.conn_id,
+            "start": self.start,
+            "end": self.end,
+            "time_key": self.time_key,
+            "filters": self.filters,
+            "min_count": self.min_count,
+            "settled": self.settled,
+            "poke_interval": self.poke_interval,
+            "hook_kwargs": self.hook_kwargs,
+            "vendor": self.vendor,
+            "checks_before": self.checks_before,
+        }
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        checks = self.checks_before
+        hook: ConversationsHook | None = None
+        try:
+            hook = await self.get_hook()
+            while True:
+                checks += 1
+                result = await asyncio.to_thread(
+                    check_window, hook, self.window, time_key=self.time_key, filters=self.filters,
+                    min_count=self.min_count, settled=self.settled,
+                )
+                if result.done:
+                    self.log.info("check %d: %s: condition met", checks, result.message)
+                    yield TriggerEvent({"status": "success", **self.describe(hook), **result.as_dict(),
+                                        "checks": checks})
+                    return
+                self.log.info("check %d: %s; next check in %g s", checks, result.message, self.poke_interval)
+                await asyncio.sleep(self.poke_interval)
+        except Exception as exc:  # one error event, never a crashed triggerer
+            message = redact(f"{type(exc).__name__}: {exc}", hook)
+            self.log.error("waiting on conn_id %r failed after %d check(s): %s", self.conn_id, checks, message)
+            yield TriggerEvent({"status": "error", "message": message, "conn_id": self.conn_id, "checks": checks})
+        finally:
+            if hook is not None:
+                hook.close()
+
+    async def get_hook(self) -> ConversationsHook:
+        """The vendor hook of ``conn_id``, built without a blocking call on the event loop."""
+        conn = await get_async_connection(self.conn_id)
+        extra = await get_async_extra(conn)
+        return await asyncio.to_thread(build_hook, conn, extra, self.hook_kwargs, self.vendor)
+
+    def describe(self, hook: ConversationsHook) -> dict[str, Any]:
+        return {
+            "conn_id": self.conn_id,
+            "vendor": hook.vendor,
+            "start": iso_z(self.window.start),
+            "end": iso_z(self.window.end),
+            "time_key": self.time_key,
+            "min_count": self.min_count,
+            "settled": self.settled,
+        }
+
+
+async def get_async_extra(conn: Any) -> dict[str, Any]:
+    """The connection's extra, decoded without blocking the loop (``extra_dejson`` is a blocking call)."""
+    helper = getattr(compat_connection, "get_async_extra_dejson", None)
+    if helper is not None:  # common-compat releases that have it
+        extra: dict[str, Any] = await helper(conn)
+        return extra
+    if hasattr(conn, "aextra_dejson"):  # Airflow 3.3.2+
+        extra = await conn.aextra_dejson()
+        return extra
+    return await asyncio.to_thread(lambda: dict(conn.extra_dejson))
+
+
+def build_hook(conn: Any, extra: Mapping[str, Any] | None, hook_kwargs: Mapping[str, Any],
+               vendor: str | None) -> ConversationsHook:
+    """A vendor hook for an already-fetched connection (``extra`` decoded by the caller)."""
+    conn_type = (conn.conn_type or "").replace("-", "_")
+    if conn_type not in CONN_TYPES:
+        raise ConfigurationError(
+            f"connection {conn.conn_id!r} has type {conn.conn_type!r}, which is not a conversations vendor; "
+            f"allowed types: {', '.join(CONN_TYPES)}"
+        )
+    check_vendor(conn.conn_id, conn_type, vendor)
+    hook = hook_class(conn_type)(conn.conn_id, **hook_arguments(hook_kwargs))
+    hook._settings = hook.settings_from_connection(conn, extra=extra)
+    return hook
+
+
+def check_vendor(conn_id: str, conn_type: str, vendor: str | None) -> None:
+    if vendor is not None and conn_type != vendor:
+        raise ConfigurationError(
+            f"connection {conn_id!r} has type {conn_type!r}, but the task was declared with vendor={vendor!r}; "
+            "point conn_id at a connection of that type or change vendor"
+        )
+
+
+def check_hook_kwargs(hook_kwargs: Mapping[str, Any]) -> None:
+    """Only known hook arguments, and only JSON values (they travel through a deferral)."""
+    unknown = sorted(set(hook_kwargs) - set(HOOK_KWARGS))
+    if unknown:
+        raise ConfigurationError(
+            f"hook_kwargs has unknown argument{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+            f"allowed: {', '.join(HOOK_KWARGS)}"
+        )
+    try:
+        json.dumps(dict(hook_kwargs))
+    except TypeError as exc:
+        raise ConfigurationError(f"hook_kwargs={dict(hook_kwargs)!r} must hold plain JSON values: {exc}") from None
+
+
+def hook_arguments(hook_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """JSON hook kwargs as the hook takes them (``timeout`` comes back from JSON as a list)."""
+    out = dict(hook_kwargs)
+    if isinstance(out.get("timeout"), list):
+        out["timeout"] = tuple(out["timeout"])
+    return out
+
+
+def redact(message: str, hook: ConversationsHook | None) -> str:
+    """Belt and braces: the hooks never put the key in a message, and an event must not either."""
+    secret = hook._settings.secret if hook is not None and hook._settings is not None else ""
+    return message.replace(secret, "***") if len(secret) >= 4 else message
+
+
+__all__ = ["ConversationsTrigger"]
