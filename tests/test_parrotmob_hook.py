@@ -145,17 +145,40 @@ def test_half_open_cut_and_dedup_of_rows_shifted_by_inserts(parrotmob, requests_
     assert hook.stats.duplicates == 2
 
 
+def serve(requests_mock, data: list[dict[str, object]]) -> None:
+    """A newest-first list served by offset and limit, like the real endpoint (probes get the right rows)."""
+
+    def page(request, context):
+        offset, limit = int(request.qs["offset"][0]), int(request.qs["limit"][0])
+        return data[offset: offset + limit]
+
+    requests_mock.get(URL, json=page)
+
+
 def test_recent_window_stops_at_the_first_older_conversation(parrotmob, requests_mock):
-    requests_mock.get(URL, [
-        {"json": [conv(1, at(30, 12)), conv(2, at(10, 12)), conv(3, at(1, 11))]},  # newer than the window
-        {"json": [conv(4, at(50)), conv(5, at(20)), conv(6, at(5))]},
-        {"json": [conv(7, at(1)), conv(8, at(-1)), conv(9, at(-30))]},  # c8 is older than start: stop here
-        {"json": [conv(10, at(-40)), conv(11, at(-50)), conv(12, at(-55))]},  # never asked for
+    serve(requests_mock, [
+        conv(1, at(30, 12)), conv(2, at(10, 12)), conv(3, at(59.5)),  # c1, c2 newer than the window
+        conv(4, at(50)), conv(5, at(20)), conv(6, at(5)),
+        conv(7, at(1)), conv(8, at(-1)), conv(9, at(-30)),  # c8 is older than start: stop after this page
+        conv(10, at(-40)), conv(11, at(-50)), conv(12, at(-55)),  # never asked for
     ])
     hook = fast(page_size=3)
-    assert [c["id"] for c in hook.iter_conversations(START, END)] == ["c4", "c5", "c6", "c7"]
-    assert requests_mock.call_count == 3
-    assert offsets(requests_mock) == ["0", "3", "6"]
+    assert [c["id"] for c in hook.iter_conversations(START, END)] == ["c3", "c4", "c5", "c6", "c7"]
+    assert offsets(requests_mock) == ["0", "3", "6"]  # a recent window: no probing, just pages
+
+
+def test_old_window_seeks_past_the_newer_history_with_one_item_probes(parrotmob, requests_mock):
+    newer = [conv(100 + i, at(-i, 23)) for i in range(200)]  # 200 conversations after the window
+    window = [conv(i, at(50 - 10 * i)) for i in range(6)]  # 10:50, 10:40, ... 10:00
+    older = [conv(300 + i, at(-1 - i)) for i in range(20)]
+    serve(requests_mock, newer + window + older)
+    hook = fast(page_size=10)
+    assert [c["id"] for c in hook.iter_conversations(START, END)] == [f"c{i}" for i in range(6)]
+    history = requests_mock.request_history
+    probes = [r for r in history if r.qs["limit"] == ["1"]]
+    assert 8 <= len(probes) <= 2 * 8 + 2  # galloping then bisecting over ~200 rows: about 2 log2(200)
+    assert len(history) - len(probes) == 2  # the first page, then the window's page (short: the end)
+    assert history[-1].qs["offset"] == ["200"]  # the walk resumed exactly where the window begins
 
 
 def test_updated_window_stops_early_once_the_order_is_proven(parrotmob, requests_mock):

@@ -37,7 +37,8 @@ class NewestFirstPaginator(OffsetPaginator):
     than the window start, once the order is known to be newest first on the window's time key.
 
     ``trusted=True`` (``inserted_at_desc``, what the docs really promise): a page whose last conversation is
-    older than the window start ends the walk.
+    older than the window start ends the walk, and a first page entirely newer than the window end makes the
+    walk ``seek`` ahead to where the window begins (an old window does not cost every page above it).
 
     ``trusted=False`` (``updated_at_desc``, which the docs say sorts by ``inserted_at``): the walk stops early
     only after the pages have PROVEN updated-at order. Consecutive conversations (in walk order, skipping
@@ -63,6 +64,10 @@ class NewestFirstPaginator(OffsetPaginator):
     warn: Callable[..., Any] = field(kw_only=True)
     hook_name: str = field(kw_only=True, default="ParrotMob")
     max_stalled: int = field(kw_only=True, default=50)
+    #: With a trusted order: the window's end, and a search that skips the conversations newer than it
+    #: (given the offset where they continue, returns the offset of the first one older than ``end``).
+    end: datetime | None = field(kw_only=True, default=None)
+    seek: Callable[[int], int] | None = field(kw_only=True, default=None)
     proven: bool = field(init=False, default=False)
     disordered: bool = field(init=False, default=False)
     _seen: set[int] | None = field(init=False, default_factory=set)
@@ -93,6 +98,12 @@ class NewestFirstPaginator(OffsetPaginator):
             oldest = self.key.of(items[-1])
             if oldest is not None and oldest < self.start:
                 return None
+        if self.trusted and self.seek is not None and self.end is not None:
+            oldest = self.key.of(items[-1])
+            if oldest is not None and oldest >= self.end:
+                # A whole page newer than the window (none of it yielded): jump to where the window begins.
+                seek, self.seek = self.seek, None
+                return {**nxt, "offset": str(seek(int(str(nxt["offset"]))))}
         return nxt
 
     def _progressed(self, items: list[Item]) -> bool:
@@ -205,9 +216,46 @@ class ParrotMobHook(ConversationsHook):
                                          start=window.start if window else None, warn=self.log.warning)
         if trusted:
             # Newest first, and rows inserted during the walk push older ones onto later pages: repeats sit
-            # behind the frontier, where Dedup drops them.
+            # behind the frontier, where Dedup drops them. An old window starts where it begins, not at the top.
+            if window is not None:
+                paginator.end = window.end
+                paginator.seek = lambda offset: self._seek(params, offset, window.end, time_key)
             return Walk(params, paginator, order="desc", repeats=True)
         return Walk(params, paginator, order=None)
+
+    def _seek(self, params: Params, base: int, end: datetime, key: TimeKey) -> int:
+        """Offset of the first conversation older than ``end``, searching from ``base`` (all newer before it).
+
+        One-item probes gallop (``base``, +1, +3, +7, ...) past the conversations newer than the window, then
+        bisect: a window far down a long history costs about 2 log2(n) tiny requests instead of every page
+        above it. Conversations inserted meanwhile only push the window further down, so the offset found can
+        be early (harmless: those rows are cut client-side) but never late.
+        """
+
+        def above_window(offset: int) -> bool:
+            items = self.page_items(self.get_json({**params, "limit": "1", "offset": str(offset)}))
+            if not items:
+                return False  # past the end of the list
+            ts = key.of(items[0])
+            if ts is None:
+                raise InvalidResponseError(
+                    f"ParrotMob returned a conversation without a valid {key.field!r}: {items[0].get(key.field)!r}",
+                    vendor=self.vendor,
+                )
+            return ts >= end
+
+        lo, step = base - 1, 1  # lo: last offset known above the window; hi: first offset known not above it
+        hi = base
+        while above_window(hi):
+            lo, hi, step = hi, hi + step, step * 2
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if above_window(mid):
+                lo = mid
+            else:
+                hi = mid
+        self.log.info("ParrotMob: %d conversations are newer than the window; continuing at offset %d", hi, hi)
+        return hi
 
     def page_items(self, body: Any) -> list[Item]:
         items = body.get("data") if isinstance(body, dict) else body
