@@ -73,7 +73,7 @@ class Throttle:
         self._block_reason = ""
         self._interval = 0.0
         self._interval_reason = ""
-        self._next_slot = 0.0
+        self._last_slot = float("-inf")
         self.waits = 0
         self.waited_seconds = 0.0
 
@@ -85,9 +85,11 @@ class Throttle:
         """Block until this request's slot; records the wait and its reason."""
         with self._lock:
             now = self._clock()
-            slot = max(now, self._next_slot, self._blocked_until)
+            # The interval is read now, so a response that just announced a low remaining count already
+            # spaces the very next request.
+            slot = max(now, self._last_slot + self._interval, self._blocked_until)
             reason = self._block_reason if slot == self._blocked_until else self._interval_reason
-            self._next_slot = slot + self._interval
+            self._last_slot = slot
             delay = slot - now
             if delay <= 0:
                 return
@@ -117,6 +119,8 @@ class Throttle:
             return
         if remaining <= 0:
             self.pause(reset, f"rate limit used up ({self.headers.remaining}: 0); window resets in {reset:g} s")
+            with self._lock:
+                self._interval = 0.0  # the pause covers the rest of this window; the next one starts fresh
             return
         with self._lock:
             if limit and remaining >= limit * self.reserve:

@@ -287,10 +287,13 @@ def test_throttle_paces_when_the_limit_runs_low():
     t.observe({"RateLimit-Limit": "100", "RateLimit-Remaining": "10", "RateLimit-Reset": "30"})
     for _ in range(3):
         t.wait_turn()
-    assert clock.sleeps == [3.0, 3.0]  # 30 s / 10 requests left, handed out as slots
+    assert clock.sleeps == [3.0, 3.0, 3.0]  # 30 s / 10 requests left: the very next request is spaced already
     t.observe({"RateLimit-Limit": "100", "RateLimit-Remaining": "0", "RateLimit-Reset": "12"})
     t.wait_turn()
-    assert clock.sleeps[-1] == pytest.approx(12.0, abs=3.01)
+    assert clock.sleeps[-1] == 12.0  # used up: wait for the reset
+    t.wait_turn()
+    assert clock.sleeps[-1] == 12.0  # and not a stale pacing interval on top of it
+    assert len(clock.sleeps) == 4
 
 
 def test_throttle_pause_blocks_every_caller():

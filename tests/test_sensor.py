@@ -363,3 +363,22 @@ def test_defaults():
     assert (task.filters, task.time_key, task.min_count, task.settled, task.start, task.end, task.vendor) == (
         None, "created", 1, False, None, None, None)
     assert task.deferrable is False  # [operators] default_deferrable is off in the test configuration
+
+
+def test_settled_with_a_finished_only_status_filter_is_settled(sim, set_connection):
+    """Replyful: a status filter holding only finished statuses cannot contain in-progress threads."""
+    from datetime import timedelta
+
+    from airflow_provider_conversations.hooks.replyful import ReplyfulHook
+    from airflow_provider_conversations.testing.dataset import DEFAULT_START
+    from airflow_provider_conversations.window_check import check_window
+    from airflow_provider_conversations.windows import Window
+
+    s = sim("replyful", conversations=300, seed=1)
+    set_connection("replyful_default", s.connection())
+    hook = ReplyfulHook()
+    window = Window(DEFAULT_START, DEFAULT_START + timedelta(days=3))
+    result = check_window(hook, window, time_key="created", filters={"status": ["resolved"]}, min_count=0,
+                          settled=True)
+    assert result.done
+    assert result.in_progress == 0

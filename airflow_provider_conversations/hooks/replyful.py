@@ -148,6 +148,9 @@ class ReplyfulHook(ConversationsHook):
         return {"status": _narrow(filters, FINISHED, "finished", "finished_only=True")}
 
     def in_progress_filters(self, filters: Mapping[str, Any]) -> dict[str, Any] | None:
+        user = filters.get("status")
+        if user is not None and not set([user] if isinstance(user, str) else user) & set(IN_PROGRESS):
+            return None  # only finished statuses selected: nothing in the window can be in progress
         return {"status": _narrow(filters, IN_PROGRESS, "in progress", "looking for in-progress conversations")}
 
     def normalize(self, item: Item) -> dict[str, Any]:
