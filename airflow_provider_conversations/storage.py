@@ -32,14 +32,16 @@ give the same bytes, so a re-run of a window produces an identical object.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import gzip
 import logging
 import os
 import re
+import tempfile
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast
 
@@ -257,6 +259,52 @@ class _CountingStream:
         self.raw.flush()
 
 
+def json_lines(records: Iterable[Mapping[str, Any]]) -> bytes:
+    """Records as JSON Lines (orjson keeps each record's key order)."""
+    return b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in records)
+
+
+class PartSpool:
+    """Pages of sub-windows fetched in parallel, put back in sub-window order through local temp files.
+
+    Pages arrive in completion order; each part's lines go to its own temporary file (memory stays flat) and
+    :meth:`replay` yields them part by part, oldest sub-window first, or newest first for a walk that goes
+    newest first, so the object holds exactly the bytes a sequential walk would have written.
+    """
+
+    CHUNK = 1 << 20
+
+    def __init__(self) -> None:
+        self._files: dict[int, BinaryIO] = {}
+        self.descending = False
+
+    def add(self, part: int, lines: bytes, *, descending: bool = False) -> None:
+        self.descending = self.descending or descending
+        f = self._files.get(part)
+        if f is None:
+            f = self._files[part] = tempfile.TemporaryFile(prefix="conversations-part-")  # noqa: SIM115
+        f.write(lines)
+
+    def replay(self) -> Iterator[bytes]:
+        for part in sorted(self._files, reverse=self.descending):
+            f = self._files[part]
+            f.seek(0)
+            # Chunks may split a line; written back to back they rebuild it, and newlines are counted right.
+            while chunk := f.read(self.CHUNK):
+                yield chunk
+
+    def close(self) -> None:
+        for f in self._files.values():
+            f.close()
+        self._files.clear()
+
+    def __enter__(self) -> PartSpool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class JsonLinesWriter:
     """Write records to one object as JSON Lines, atomically; use as a context manager.
 
@@ -317,9 +365,12 @@ class JsonLinesWriter:
 
     def write_records(self, records: Iterable[Mapping[str, Any]]) -> int:
         """Append records (one JSON object per line); returns how many were written."""
+        return self.write_lines(json_lines(records))
+
+    def write_lines(self, chunk: builtins.bytes) -> int:  # (the class has a "bytes" property)
+        """Append ready-made JSON Lines (each line ending with a newline); returns how many lines."""
         if self._sink is None:
             raise RuntimeError("JsonLinesWriter is not open: use it as a context manager")
-        chunk = b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in records)
         n = chunk.count(b"\n")
         if chunk:
             self._sink.write(chunk)
@@ -349,4 +400,14 @@ class JsonLinesWriter:
             raise
 
 
-__all__ = ["COMPRESSIONS", "Compression", "JsonLinesWriter", "atomic_target", "is_local", "object_uri", "suffix_for"]
+__all__ = [
+    "COMPRESSIONS",
+    "Compression",
+    "JsonLinesWriter",
+    "PartSpool",
+    "atomic_target",
+    "is_local",
+    "json_lines",
+    "object_uri",
+    "suffix_for",
+]

@@ -120,14 +120,17 @@ class Page(list[Item]):
     """The in-window, not-yet-seen conversations of one vendor page.
 
     ``number`` counts pages within a (sub-)window walk; ``part`` is the sub-window's index when the window is
-    fetched in parallel (0 otherwise).
+    fetched in parallel (0 otherwise); ``descending`` says the walk goes newest first, so a writer that
+    reassembles parallel parts puts them in the order a sequential walk would have produced.
     """
 
-    def __init__(self, items: list[Item], *, number: int, fetched: int, part: int = 0) -> None:
+    def __init__(self, items: list[Item], *, number: int, fetched: int, part: int = 0,
+                 descending: bool = False) -> None:
         super().__init__(items)
         self.number = number
         self.fetched = fetched
         self.part = part
+        self.descending = descending
 
 
 @dataclass
@@ -688,7 +691,7 @@ class ConversationsHook(BaseHook):
                     else:
                         duplicates += 1
             self.stats.add(pages=1, fetched=len(items), yielded=len(kept), duplicates=duplicates)
-            yield Page(kept, number=number, fetched=len(items))
+            yield Page(kept, number=number, fetched=len(items), descending=walk.order == "desc")
             next_params = walk.paginator.next_params(params, body, items)
             empty_run = empty_run + 1 if not items else 0
             if next_params is not None and empty_run >= self.max_empty_pages:

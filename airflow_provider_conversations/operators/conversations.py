@@ -18,7 +18,7 @@ from airflow.sdk import Asset, AssetAlias, BaseOperator, ObjectStoragePath, XCom
 from airflow_provider_conversations.exceptions import ConfigurationError, ConversationsError, InvalidFilterError
 from airflow_provider_conversations.hooks import CONN_TYPES, hook_class, hook_for_connection
 from airflow_provider_conversations.records import OUTPUT_FORMATS, RecordShaper, parse_field_paths
-from airflow_provider_conversations.storage import JsonLinesWriter, object_uri, suffix_for
+from airflow_provider_conversations.storage import JsonLinesWriter, PartSpool, json_lines, object_uri, suffix_for
 from airflow_provider_conversations.windows import Window, iso_z, window_for_task
 
 if TYPE_CHECKING:
@@ -84,6 +84,7 @@ class _Progress:
         self.hook = hook
         self.window = window
         self.started = time.monotonic()
+        self.pages = 0
         self.last_logged_page = 0
         self._last_time = self.started
 
@@ -91,17 +92,20 @@ class _Progress:
         return time.monotonic() - self.started
 
     def page(self, page: Page, count: int, *, force: bool = False) -> None:
+        """Called once per page (``force``: log again for the last one); counts pages across parallel parts."""
+        if not force:
+            self.pages += 1
         now = time.monotonic()
-        due = (page.number == 1 or page.number - self.last_logged_page >= self.op.progress_every_pages
+        due = (self.pages == 1 or self.pages - self.last_logged_page >= self.op.progress_every_pages
                or now - self._last_time >= self.op.progress_every_seconds)
         if not (due or force):
             return
-        self.last_logged_page, self._last_time = page.number, now
+        self.last_logged_page, self._last_time = self.pages, now
         s = self.hook.stats
         self.op.log.info(
             "%s %s to %s: page %d, %d conversations so far (%d fetched, %d requests, %d retries waiting %.1f s, "
             "%d rate-limit waits of %.1f s), %.1f s elapsed",
-            self.hook.hook_name, iso_z(self.window.start), iso_z(self.window.end), page.number, count, s.fetched,
+            self.hook.hook_name, iso_z(self.window.start), iso_z(self.window.end), self.pages, count, s.fetched,
             s.requests, s.retries, s.retry_wait_seconds, s.throttle_waits, s.throttle_wait_seconds,
             now - self.started,
         )
@@ -131,10 +135,12 @@ class _ConversationsBaseOperator(BaseOperator):
         exclude_fields: Sequence[str] | None = None,
         vendor: str | None = None,
         hook_params: Mapping[str, Any] | None = None,
+        max_parallel: int = 1,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.conn_id = conn_id
+        self.max_parallel = max_parallel
         self.filters = filters
         self.time_key = time_key
         self.start = start
@@ -189,6 +195,14 @@ class _ConversationsBaseOperator(BaseOperator):
                     f"page_size={self.page_size!r} is not allowed for {vendor_cls.hook_name}: expected an integer "
                     f"from 1 to {vendor_cls.max_page_size}"
                 )
+        if isinstance(self.max_parallel, bool) or not isinstance(self.max_parallel, int) \
+                or not 1 <= self.max_parallel <= 64:
+            raise self._fail(f"max_parallel={self.max_parallel!r} is not valid; expected an integer from 1 to 64")
+        if vendor_cls is not None and self.max_parallel > 1 and not vendor_cls.server_bounded:
+            raise self._fail(
+                f"max_parallel={self.max_parallel} needs server-side time bounds, which {vendor_cls.hook_name} does "
+                "not have; use max_parallel=1"
+            )
         try:
             self._exclude_paths = parse_field_paths(self.exclude_fields)
         except ConfigurationError as exc:
@@ -271,7 +285,8 @@ class _ConversationsBaseOperator(BaseOperator):
     def _shaped_pages(self, hook: ConversationsHook, window: Window, filters: Mapping[str, Any],
                       shaper: RecordShaper, progress: _Progress) -> Iterator[tuple[Page, list[dict[str, Any]]]]:
         """Each page's records, shaped. Arguments are checked (and errors raised) before the first request."""
-        pages = hook.iter_pages(window.start, window.end, time_key=self.time_key, filters=filters)
+        pages = hook.iter_pages(window.start, window.end, time_key=self.time_key, filters=filters,
+                                max_parallel=self.max_parallel)
         return self._loop(pages, shaper, progress)
 
     def _loop(self, pages: Iterator[Page], shaper: RecordShaper,
@@ -284,7 +299,7 @@ class _ConversationsBaseOperator(BaseOperator):
             progress.page(page, count)
             last = page
             yield page, records
-        if last is not None and last.number != progress.last_logged_page:
+        if last is not None and progress.pages != progress.last_logged_page:
             progress.page(last, count, force=True)
 
     def _summary(self, hook: ConversationsHook, window: Window, filters: Mapping[str, Any], count: int,
@@ -342,6 +357,9 @@ class ConversationsOperator(_ConversationsBaseOperator):
     :param vendor: the connection type, to validate filters and time key when the DAG is parsed.
     :param hook_params: hook settings: ``max_attempts``, ``max_retry_seconds``, ``backoff``, ``backoff_max``,
         ``retry_after_cap``, ``timeout``.
+    :param max_parallel: fetch the window as this many sub-windows at once (vendors with server-side time
+        bounds: not ParrotMob); one rate limiter and one back-off are shared, and the result is the same,
+        in the same order, as a sequential run.
     :param max_conversations: XCom guard (default 10,000).
     """
 
@@ -359,10 +377,14 @@ class ConversationsOperator(_ConversationsBaseOperator):
             shaper = RecordShaper(hook, output_format=self.output_format, exclude_fields=self._exclude_paths,
                                   finished_only=self.finished_only)
             progress = _Progress(self, hook, window)
-            records: list[dict[str, Any]] = []
-            for _page, shaped in self._shaped_pages(hook, window, filters, shaper, progress):
-                records.extend(shaped)
-                if len(records) > self.max_conversations:
+            parts: dict[int, list[dict[str, Any]]] = {}
+            descending = False
+            total = 0
+            for page, shaped in self._shaped_pages(hook, window, filters, shaper, progress):
+                parts.setdefault(page.part, []).extend(shaped)
+                descending = descending or page.descending
+                total += len(shaped)
+                if total > self.max_conversations:
                     raise TooManyConversationsError(
                         f"{self._task_label()}: the window {iso_z(window.start)} to {iso_z(window.end)} holds more "
                         f"than max_conversations={self.max_conversations} conversations, too many for XCom "
@@ -370,6 +392,8 @@ class ConversationsOperator(_ConversationsBaseOperator):
                         "any number to object storage in constant memory and returns a small manifest, or raise "
                         "max_conversations."
                     )
+            # Parallel sub-windows arrive in completion order: put them back in the order of a sequential walk.
+            records = [r for part in sorted(parts, reverse=descending) for r in parts[part]]
             summary = self._summary(hook, window, filters, len(records), shaper, progress.seconds())
         finally:
             hook.close()
@@ -478,8 +502,17 @@ class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
             self.log.info("Exporting %s conversations (%s) %s to %s into %s", hook.hook_name, self.time_key,
                           iso_z(window.start), iso_z(window.end), object_uri(path))
             with JsonLinesWriter(path, compression=self.compression) as out:
-                for _page, records in pages:
-                    out.write_records(records)
+                if self.max_parallel == 1:
+                    for _page, records in pages:
+                        out.write_records(records)
+                else:
+                    # Sub-windows arrive in completion order; spool them and write them back in walk order,
+                    # so the object is the same, byte for byte, as a sequential export's.
+                    with PartSpool() as spool:
+                        for page, records in pages:
+                            spool.add(page.part, json_lines(records), descending=page.descending)
+                        for chunk in spool.replay():
+                            out.write_lines(chunk)
             manifest = {
                 "uri": out.uri,
                 **self._summary(hook, window, filters, out.count, shaper, progress.seconds()),
