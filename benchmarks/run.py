@@ -57,6 +57,7 @@ class Simulator:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "airflow_provider_conversations.testing", "--vendor", "polyai",
              "--conversations", str(conversations), "--token", TOKEN, "--max-seconds", "3600",
+             "--set", 'environments=["live"]',
              "--latency-ms", str(latency_ms)],
             stdout=subprocess.PIPE, text=True, cwd=ROOT,
         )
@@ -154,7 +155,7 @@ def main(argv: list[str]) -> int:
     say()
     say(f"Machine: {machine()}. Versions: {versions()}.")
     say(f"Simulator: PolyAI v3 wire format on 127.0.0.1, own process; {a.conversations:,} conversations over 3 days "
-        f"(about 60% in the exported client_env), one window over all of them, page size {a.page_size}, "
+        f"all in the exported client_env, one window over all of them, page size {a.page_size}, "
         f"median of {a.repeats} runs each; peak RSS of each contender's own process (getrusage).")
     say()
 

@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fault-kinds", default=",".join(FAULT_KINDS))
     p.add_argument("--rate-limit", default=None, help="N/SECONDS, e.g. 100/60")
     p.add_argument("--conn-id", default=None, help="print the connection under this id")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a vendor-specific simulator switch (VALUE parsed as JSON when it can be), "
+                   "e.g. --set environments='[\"live\"]' for PolyAI; repeatable")
     args = p.parse_args(argv)
 
     rate_limit = None
@@ -40,8 +43,15 @@ def main(argv: list[str] | None = None) -> int:
         rate_limit = (int(n), float(window or 60))
     faults = Faults(rate=args.fault_rate, kinds=tuple(k for k in args.fault_kinds.split(",") if k),
                     seed=args.seed)
+    extra: dict[str, object] = {}
+    for item in args.set:
+        key, _, raw = item.partition("=")
+        try:
+            extra[key] = json.loads(raw)
+        except ValueError:
+            extra[key] = raw
     sim = simulator(
-        args.vendor, conversations=args.conversations, seed=args.seed, span=timedelta(hours=args.span_hours),
+        args.vendor, **extra, conversations=args.conversations, seed=args.seed, span=timedelta(hours=args.span_hours),
         token=args.token, port=args.port, max_seconds=args.max_seconds, max_requests=args.max_requests,
         latency_ms=args.latency_ms, faults=faults, rate_limit=rate_limit, log_requests=False,
     )

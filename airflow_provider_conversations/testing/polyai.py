@@ -51,9 +51,12 @@ class PolyAISimulator(VendorSimulator):
         project_id: str = "proj-1",
         bounds: str = "inclusive",
         precision: timedelta = timedelta(milliseconds=1),
+        environments: tuple[str, ...] | list[str] = ENVS,
         **server: Any,
     ) -> None:
         super().__init__(**server)
+        #: client_env of the generated conversations, picked in turn (default: 60% live)
+        self.environments = tuple(environments)
         self.account_id = account_id
         self.project_id = project_id
         self.bounds = bounds
@@ -70,7 +73,7 @@ class PolyAISimulator(VendorSimulator):
             "id": c.extra.get("id", f"CONV-{c.index:08d}"),
             "account_id": self.account_id,
             "project_id": self.project_id,
-            "environment": ENVS[c.channel % len(ENVS)],
+            "environment": self.environments[c.channel % len(self.environments)],
             "started_at": _iso(c.created),
             "channel": CHANNELS[c.channel % len(CHANNELS)],
             "in_progress": c.in_progress,
