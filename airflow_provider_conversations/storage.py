@@ -37,8 +37,10 @@ import contextlib
 import gzip
 import logging
 import os
+import queue
 import re
 import tempfile
+import threading
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
@@ -305,6 +307,40 @@ class PartSpool:
         self.close()
 
 
+class _BackgroundSink:
+    """Compresses and stores in a thread, so gzip and storage I/O overlap the fetching (zlib releases the GIL).
+
+    A bounded queue of chunks keeps memory flat; an error in the thread surfaces at the next write or at the end.
+    """
+
+    def __init__(self, sink: Any, depth: int = 8) -> None:
+        self._sink = sink
+        self._queue: queue.Queue[builtins.bytes | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="jsonl-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._sink.write(chunk)
+                except BaseException as exc:  # handed to the writing thread
+                    self._error = exc
+
+    def write(self, chunk: builtins.bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(chunk)
+
+    def finish(self) -> None:
+        """Wait until every chunk reached the sink; re-raise the thread's error, if any."""
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
 class JsonLinesWriter:
     """Write records to one object as JSON Lines, atomically; use as a context manager.
 
@@ -337,6 +373,7 @@ class JsonLinesWriter:
         self._target: _AtomicTarget | None = None
         self._counter: _CountingStream | None = None
         self._sink: Any = None
+        self._background: _BackgroundSink | None = None
 
     @property
     def bytes(self) -> int:
@@ -361,6 +398,7 @@ class JsonLinesWriter:
             target.discard()
             raise
         self._target = target
+        self._background = _BackgroundSink(self._sink)
         return self
 
     def write_records(self, records: Iterable[Mapping[str, Any]]) -> int:
@@ -372,25 +410,30 @@ class JsonLinesWriter:
         if self._sink is None:
             raise RuntimeError("JsonLinesWriter is not open: use it as a context manager")
         n = chunk.count(b"\n")
-        if chunk:
-            self._sink.write(chunk)
+        if chunk and self._background is not None:
+            self._background.write(chunk)
         self.count += n
         self.uncompressed_bytes += len(chunk)
         return n
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        target, sink = self._target, self._sink
-        self._sink = None
+        target, sink, background = self._target, self._sink, self._background
+        self._sink = self._background = None
         if target is None:
             return
         if exc_type is not None:
             try:
+                if background is not None:
+                    with contextlib.suppress(Exception):
+                        background.finish()
                 target.discard()
             except Exception:  # the original error matters more than a failed clean-up
                 log.warning("Could not discard the partial write of %s", self.uri, exc_info=True)
             return
         try:
+            if background is not None:
+                background.finish()
             if sink is not self._counter:
                 sink.close()  # gzip trailer; leaves the target stream open
             target.commit()

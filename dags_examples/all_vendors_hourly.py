@@ -21,6 +21,8 @@ EXPORT_ROOT = (
     + os.environ.get("CONVERSATIONS_EXPORT_ROOT", "file:///tmp/airflow-conversations")
     + "') }}"
 )
+# How often the settled check runs while deferred (the demo and the end-to-end test shorten it).
+POKE_SECONDS = int(os.environ.get("CONVERSATIONS_SENSOR_POKE_SECONDS", "120"))
 #: vendor -> (time key, wait until settled first)
 VENDORS = {
     "polyai": ("created", True),
@@ -59,7 +61,7 @@ def conversations_all_vendors_hourly() -> None:
                 settled=True,
                 min_count=0,
                 deferrable=True,
-                poke_interval=120,
+                poke_interval=POKE_SECONDS,
                 timeout=int(timedelta(hours=2).total_seconds()),
             ) >> export
 

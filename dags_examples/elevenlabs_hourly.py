@@ -21,6 +21,8 @@ EXPORT_ROOT = (
     + os.environ.get("CONVERSATIONS_EXPORT_ROOT", "file:///tmp/airflow-conversations")
     + "') }}"
 )
+# How often the settled check runs while deferred (the demo and the end-to-end test shorten it).
+POKE_SECONDS = int(os.environ.get("CONVERSATIONS_SENSOR_POKE_SECONDS", "120"))
 
 
 @dag(
@@ -41,7 +43,7 @@ def conversations_elevenlabs_hourly() -> None:
         settled=True,
         min_count=0,
         deferrable=True,
-        poke_interval=120,
+        poke_interval=POKE_SECONDS,
         timeout=int(timedelta(hours=2).total_seconds()),
     )
     export = ConversationsToObjectStorageOperator(

@@ -18,6 +18,7 @@ import orjson
 import pytest
 from airflow.sdk import ObjectStoragePath
 
+from airflow_provider_conversations import storage
 from airflow_provider_conversations.exceptions import ConfigurationError
 from airflow_provider_conversations.storage import JsonLinesWriter, atomic_target, object_uri
 
@@ -152,6 +153,27 @@ def test_failing_commit_discards_the_temp_file_and_keeps_the_old_object(tmp_path
     monkeypatch.setattr("airflow_provider_conversations.storage.os.replace", broken_replace)
     with pytest.raises(OSError, match="disk on fire"):
         write(path, 20)
+    assert (tmp_path / NAME).read_bytes() == before
+    assert os.listdir(tmp_path) == [NAME]
+
+
+def test_a_storage_error_in_the_background_writer_fails_the_write_and_keeps_the_old_object(tmp_path, monkeypatch):
+    """Compression and storage writes run in a thread: their errors must still fail the task, atomically."""
+    path = ObjectStoragePath(f"file://{tmp_path}/{NAME}")
+    write(path, 10)
+    before = (tmp_path / NAME).read_bytes()
+    real_write = storage._CountingStream.write
+    calls = {"n": 0}
+
+    def full_disk(self: Any, data: bytes) -> int:
+        calls["n"] += 1
+        if calls["n"] > 2:
+            raise OSError(28, "No space left on device")
+        return real_write(self, data)
+
+    monkeypatch.setattr(storage._CountingStream, "write", full_disk)
+    with pytest.raises(OSError, match="No space left on device"):
+        write(path, 20_000)
     assert (tmp_path / NAME).read_bytes() == before
     assert os.listdir(tmp_path) == [NAME]
 

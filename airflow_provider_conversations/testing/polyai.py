@@ -102,6 +102,16 @@ class PolyAISimulator(VendorSimulator):
             self._blobs = [_blob(r) for r in self.records]
             self._cache = {}
 
+    def set_in_progress(self, ids: list[str], value: bool = True) -> None:
+        """Mark conversations as still running (or finished), e.g. to make a sensor wait."""
+        wanted = set(ids)
+        with self.lock:
+            for r in self.records:
+                if r["id"] in wanted:
+                    r["in_progress"] = value
+            self._blobs = [_blob(r) for r in self.records]
+            self._cache = {}
+
     def finish_all(self) -> None:
         with self.lock:
             for r in self.records:
