@@ -16,7 +16,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue, XComArg
 
 from airflow_provider_conversations.exceptions import ConfigurationError
 from airflow_provider_conversations.filters import validate_filters
-from airflow_provider_conversations.hooks import CONN_TYPES, hook_class, hook_for_connection
+from airflow_provider_conversations.hooks import CONN_TYPES, hook_class, hook_for_connection, hook_param_problem
 from airflow_provider_conversations.triggers.conversations import (
     HOOK_KWARGS,
     ConversationsTrigger,
@@ -154,6 +154,10 @@ class ConversationsSensor(BaseSensorOperator):
                 f"hook_params={self.hook_params!r} must hold plain JSON values (a deferrable sensor hands "
                 f"them to its trigger): {exc}"
             ) from None
+        for key, value in self.hook_params.items():
+            expected = hook_param_problem(key, value)
+            if expected:
+                raise ConfigurationError(f"hook_params {key}={value!r} is not allowed: expected {expected}")
         if self.vendor is None:
             return
         if self.vendor not in CONN_TYPES:
@@ -228,6 +232,8 @@ class ConversationsSensor(BaseSensorOperator):
                 vendor=self.vendor,
                 checks_before=self._checks,
             )
+            self.log.info("Not ready yet: deferring to the triggerer, which checks every %g s (timeout %g s)",
+                          self.poke_interval, self.timeout)
             self.defer(trigger=trigger, method_name="execute_complete", timeout=timedelta(seconds=self.timeout))
         finally:
             if self._hook is not None:

@@ -1,0 +1,128 @@
+"""A real Airflow for the end-to-end tests: ``airflow standalone`` (scheduler, dag-processor, api-server,
+triggerer) on 127.0.0.1 with a scratch home, the five simulators and the example DAGs.
+
+Bounded in time, and every process it starts is stopped (its whole process group), also on failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from airflow_provider_conversations.testing.demo import EXAMPLES, simulators
+from airflow_provider_conversations.testing.server import VendorSimulator
+
+STARTUP_SECONDS = 420
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Airflow:
+    url: str
+    home: Path
+    output: Path
+    log: Path
+    sims: dict[str, VendorSimulator]
+    password: str = ""
+    session: requests.Session = field(default_factory=requests.Session)
+
+    def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", 60)
+        return self.session.request(method, f"{self.url}{path}", **kwargs)
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}").json()
+            if run.get("state") in ("success", "failed"):
+                return dict(run)
+            time.sleep(2)
+        raise AssertionError(f"{dag_id} run {run_id} did not finish in {timeout:g} s; log: {self.log}")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
+    base = tmp_path_factory.mktemp("e2e")
+    home, output = base / "airflow-home", base / "output"
+    home.mkdir()
+    output.mkdir()
+    port = free_port()
+    with simulators(800, seed=21, max_seconds=1800) as sims:
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(EXAMPLES),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            "CONVERSATIONS_EXPORT_ROOT": output.as_uri(),
+            "CONVERSATIONS_SENSOR_POKE_SECONDS": "2",
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            **{f"AIRFLOW_CONN_{v.upper()}_DEFAULT": json.dumps(s.connection(f"{v}_default")) for v, s in sims.items()},
+        }
+        log = base / "standalone.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen([str(Path(sys.executable).parent / "airflow"), "standalone"], env=env,
+                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        af = Airflow(f"http://127.0.0.1:{port}", home, output, log, sims)
+        try:
+            deadline = time.monotonic() + STARTUP_SECONDS
+            healthy = False
+            while time.monotonic() < deadline and proc.poll() is None:
+                try:
+                    health = requests.get(f"{af.url}/api/v2/monitor/health", timeout=5).json()
+                    healthy = all(health.get(c, {}).get("status") == "healthy"
+                                  for c in ("metadatabase", "scheduler", "triggerer", "dag_processor"))
+                except (requests.RequestException, ValueError):
+                    healthy = False
+                if healthy:
+                    break
+                time.sleep(3)
+            if not healthy:
+                raise AssertionError(f"airflow standalone not healthy after {STARTUP_SECONDS} s; log tail:\n"
+                                     + log.read_text(errors="replace")[-4000:])
+            passwords = home / "simple_auth_manager_passwords.json.generated"
+            af.password = json.loads(passwords.read_text())["admin"]
+            token = requests.post(f"{af.url}/auth/token", json={"username": "admin", "password": af.password},
+                                  timeout=30).json()["access_token"]
+            af.session.headers["Authorization"] = f"Bearer {token}"
+            yield af
+        finally:
+            _stop(proc)
