@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-test
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: test lint unit install bench demo airflow clean
+.PHONY: test lint unit install bench demo airflow reliability clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ demo: $(STAMP)
 # simulators, connections and example DAGs. Ctrl-C stops everything.
 airflow: $(STAMP)
 	$(BIN)/python -m airflow_provider_conversations.testing.demo standalone --port $(or $(PORT),8080)
+
+# Fault-injection runs at a larger scale than CI: per vendor (and PolyAI v1) 200 one-hour windows, 5,000
+# conversations, 15% of requests drawing a fault (5xx in bursts of 3), inserts/updates during the walks,
+# seeds 1-3; prints the markdown table the README shows (about 6 minutes on 2 cores).
+reliability: $(STAMP)
+	$(BIN)/python -m airflow_provider_conversations.testing.reliability --scale full $(RELIABILITY_ARGS)
 
 # Quick loop while developing: everything but the real-Airflow end-to-end tests.
 unit: $(STAMP)

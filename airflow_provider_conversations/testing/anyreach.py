@@ -19,8 +19,9 @@ import binascii
 import bisect
 import random
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
@@ -87,9 +88,19 @@ class AnyreachSimulator(VendorSimulator):
     ``token`` is the only credential accepted: an ``ak_`` key alone, or a ``pat_`` token together with
     ``X-Anyreach-Org: <org_id>`` (missing: 401 "Token is missing organization claim."; another org: 403).
     ``sensitive=False`` serves what a token without ``conversations:read_sensitive`` sees.
+
+    Vendor faults: ``stuck`` ignores the cursor (the request is answered from the newest conversation again).
+    ``empty`` does not apply: a page shorter than ``limit`` is the end of an Anyreach list by the API's own
+    contract (there is no "more" flag and no separate continuation), so an empty page in the middle of a walk
+    cannot be told from the end of the list by any client.
     """
 
     vendor = "anyreach"
+    vendor_fault_kinds: ClassVar[frozenset[str]] = frozenset({"stuck"})
+    vendor_fault_reasons: ClassVar[dict[str, str]] = {
+        "empty": "a short (or empty) page is the end of an Anyreach list by the API's contract, so an empty page "
+                 "in the middle of a walk cannot be told from the end of the list",
+    }
 
     def __init__(
         self,
@@ -202,6 +213,22 @@ class AnyreachSimulator(VendorSimulator):
                     r["status"] = "completed"
             self._reindex()
 
+    def update(self, ids: list[str], *, at: datetime) -> int:
+        """``updated_at`` becomes ``at`` and a live conversation completes (``created_at`` unchanged)."""
+        wanted = set(ids)
+        found = 0
+        with self.lock:
+            for i, (created, conv_id, _, r) in enumerate(self._entries):
+                if conv_id in wanted:
+                    r["updated_at"] = self._fmt(at)
+                    if r["status"] in IN_PROGRESS:
+                        r["status"] = "completed"
+                    self._entries[i] = (created, conv_id, _canonical(r["updated_at"]), r)
+                    found += 1
+            if found:
+                self._reindex()
+        return found
+
     def ground_truth(self, start: datetime, end: datetime, *, time_key: str = "created",
                      **filters: Any) -> list[str]:
         """Ids of the conversations matching ``filters`` whose time key lies in ``[start, end)``."""
@@ -261,6 +288,12 @@ class AnyreachSimulator(VendorSimulator):
             return self._list(request)
         except _Invalid as bad:
             return bad.response
+
+    def vendor_fault(self, kind: str, request: SimRequest) -> SimResponse | None:
+        if kind != "stuck" or request.one("cursor") is None:
+            return None  # a first page has no cursor to ignore
+        response = self.handle(replace(request, query={k: v for k, v in request.query.items() if k != "cursor"}))
+        return response if response.status == 200 else None
 
     def _list(self, request: SimRequest) -> SimResponse:
         for name, values in request.query.items():

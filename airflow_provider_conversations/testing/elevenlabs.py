@@ -7,7 +7,7 @@ import bisect
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
@@ -36,6 +36,8 @@ EVALUATION = re.compile(r"([^:]+):(success|failure|unknown)")
 DATA_COLLECTION = re.compile(r"([^:]+):([a-z]+)(?::(.*))?", re.DOTALL)
 
 Key = tuple[int, str]
+#: A cursor's position: the key of the last item served, or ``None`` for the top of the list.
+Position = Key | None
 Match = Callable[[dict[str, Any]], bool]
 
 
@@ -60,11 +62,16 @@ class ElevenLabsSimulator(VendorSimulator):
     ``data_collection_results``, ``main_language``, ``topic_ids``, ``tag_ids``, ...). Repeated values of
     ``main_languages``, ``topic_ids`` and ``tag_ids`` match any; ``evaluation_params`` and
     ``data_collection_params`` must all hold.
+
+    Vendor faults: ``empty`` answers with no conversations, ``has_more: true`` and a fresh cursor (a new token
+    for the same position); ``stuck`` serves the page with ``has_more: true`` and the cursor it was asked with.
     """
 
     vendor = "elevenlabs"
     auth_header = "xi-api-key"
     auth_prefix = ""
+    id_field = "conversation_id"
+    vendor_fault_kinds: ClassVar[frozenset[str]] = frozenset({"empty", "stuck"})
 
     def __init__(
         self,
@@ -147,6 +154,22 @@ class ElevenLabsSimulator(VendorSimulator):
                     r["status"] = "done"
             self._load(self.records)
 
+    def update(self, ids: list[str], *, at: datetime) -> int:
+        """A message is added and a live conversation ends (ElevenLabs lists carry no update time: ``at`` is
+        unused)."""
+        wanted = set(ids)
+        found = 0
+        with self.lock:
+            for i, r in enumerate(self.records):
+                if r["conversation_id"] in wanted:
+                    if r["status"] in IN_PROGRESS:
+                        r["status"] = "done"
+                    r["message_count"] += 1
+                    self._blobs[i] = bytes(memoryview(orjson.dumps(r)))
+                    found += 1
+            self._cache = {}
+        return found
+
     def ground_truth(self, start: datetime, end: datetime, *, time_key: str = "created", **filters: Any) -> list[str]:
         """Ids with ``start <= start_time_unix_secs < end`` that match ``filters`` (given as the hook takes them)."""
         if time_key != "created":
@@ -214,6 +237,21 @@ class ElevenLabsSimulator(VendorSimulator):
         # The cursor of the last item is sent on the last page too: has_more is what says "stop".
         tail = {"next_cursor": _encode_cursor(last) if last else None, "has_more": end - limit > 0}
         return SimResponse(200, b'{"conversations":[' + page + b"]," + orjson.dumps(tail)[1:], {})
+
+    def vendor_fault(self, kind: str, request: SimRequest) -> SimResponse | None:
+        normal = self.handle(request)
+        if normal.status != 200:
+            return None  # a request the API refuses gets its error, not a fault
+        token = request.one("cursor")
+        body = orjson.loads(normal.body)
+        if kind == "empty":
+            position = _decode_cursor(token) if token else None
+            body.update(conversations=[], has_more=True, next_cursor=_encode_cursor(position, self.nonce()))
+        else:  # stuck: the cursor it was asked with (a first page has none to repeat)
+            if not token:
+                return None
+            body.update(has_more=True, next_cursor=token)
+        return SimResponse.json(200, body)
 
     def _select(self, after: int | None, before: int | None, match: Match | None) -> Sequence[int]:
         times, inclusive = self._times, self.bounds == "inclusive"
@@ -338,13 +376,21 @@ def _data_collection(value: str) -> Match:
     return test
 
 
-def _encode_cursor(key: Key) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(list(key))).decode().rstrip("=")
+def _encode_cursor(position: Position, nonce: int | None = None) -> str:
+    """``[time, id]`` of the last item served (``[null, null]``: the top), plus a nonce for a fresh token."""
+    value: list[Any] = list(position) if position is not None else [None, None]
+    if nonce is not None:
+        value.append(nonce)
+    return base64.urlsafe_b64encode(orjson.dumps(value)).decode().rstrip("=")
 
 
-def _decode_cursor(token: str) -> Key:
+def _decode_cursor(token: str) -> Position:
     try:
-        t, cid = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        t, cid, *nonce = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        if len(nonce) > 1 or (nonce and not isinstance(nonce[0], int)):
+            raise ValueError(token)
+        if t is None and cid is None and nonce:
+            return None
         if not isinstance(t, int) or not isinstance(cid, str):
             raise ValueError(token)
     except (ValueError, TypeError, orjson.JSONDecodeError):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import unquote
 
 import orjson
@@ -55,9 +55,21 @@ def _uuid(n: int, prefix: str) -> str:
 
 
 class ParrotMobSimulator(VendorSimulator):
-    """ParrotMob's list endpoint; see the module docstring for the switches."""
+    """ParrotMob's list endpoint; see the module docstring for the switches.
+
+    Neither vendor fault applies: the offset of the next page is computed by the client (there is no
+    continuation to repeat, so nothing can be ``stuck``; inserts at the top are what stall an offset walk, see
+    ``inserts_per_request``), and a page shorter than ``limit`` is the end of the list by the API's own
+    contract, so an ``empty`` page in the middle of a walk cannot be told from the end of the list.
+    """
 
     vendor = "parrotmob"
+    vendor_fault_reasons: ClassVar[dict[str, str]] = {
+        "empty": "a short (or empty) page is the end of a ParrotMob list by the API's contract, so an empty page "
+                 "in the middle of a walk cannot be told from the end of the list",
+        "stuck": "the client computes the next offset itself, so there is no continuation to repeat (use "
+                 "inserts_per_request to stall an offset walk)",
+    }
 
     def __init__(
         self,
@@ -150,6 +162,24 @@ class ParrotMobSimulator(VendorSimulator):
                                           in_progress=True, extra={"id": _uuid(self.inserted, "1e5e47ed")}))
                 t += timedelta(milliseconds=1)
             self.add(batch)
+
+    def update(self, ids: list[str], *, at: datetime) -> int:
+        """``updated_at`` becomes ``at`` and a live conversation completes (``inserted_at`` unchanged)."""
+        wanted = set(ids)
+        found = 0
+        with self.lock:
+            for i, r in enumerate(self.records):
+                if r["id"] in wanted:
+                    r["updated_at"] = _iso(at)
+                    if r["status"] in IN_PROGRESS:
+                        r["status"] = "completed"
+                    self._blobs[i] = orjson.dumps(r)
+                    self._newest = max(self._newest, r["updated_at"])
+                    found += 1
+            if found:
+                self._by_updated.sort(key=_sort_key(self.records, "updated_at"))
+                self._cache = {}
+        return found
 
     def finish_all(self) -> None:
         """Every in-progress conversation becomes ``completed`` (timestamps unchanged, so ground truths hold)."""

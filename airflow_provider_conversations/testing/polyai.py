@@ -6,7 +6,7 @@ import base64
 import bisect
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
@@ -34,11 +34,18 @@ class PolyAISimulator(VendorSimulator):
 
     ``bounds`` picks how the server compares ``start_time``/``end_time`` (undocumented by PolyAI):
     ``"inclusive"`` (default) or ``"exclusive"``; the hook must be exact under both.
+
+    Vendor faults: ``empty`` answers with no conversations and a continuation at the same position: in v3 a
+    fresh cursor (a new token for the same offset), which a client must follow; in v1 ``next_offset`` equal to
+    the offset asked for, an offset that does not advance, which a client must refuse rather than loop on
+    (v1 has no cursor to refresh). ``stuck`` serves the page with the continuation it was asked with: the same
+    cursor (v3) or the same offset (v1).
     """
 
     vendor = "polyai"
     auth_header = "x-api-key"
     auth_prefix = ""
+    vendor_fault_kinds: ClassVar[frozenset[str]] = frozenset({"empty", "stuck"})
 
     def __init__(
         self,
@@ -101,6 +108,20 @@ class PolyAISimulator(VendorSimulator):
             self._keys = [r["started_at"] for r in self.records]
             self._blobs = [_blob(r) for r in self.records]
             self._cache = {}
+
+    def update(self, ids: list[str], *, at: datetime) -> int:
+        """A turn is added and a live conversation ends (PolyAI lists carry no update time: ``at`` is unused)."""
+        wanted = set(ids)
+        found = 0
+        with self.lock:
+            for i, r in enumerate(self.records):
+                if r["id"] in wanted:
+                    r["in_progress"] = False
+                    r["num_turns"] += 1
+                    self._blobs[i] = _blob(r)
+                    found += 1
+            self._cache = {}
+        return found
 
     def set_in_progress(self, ids: list[str], value: bool = True) -> None:
         """Mark conversations as still running (or finished), e.g. to make a sensor wait."""
@@ -210,19 +231,10 @@ class PolyAISimulator(VendorSimulator):
                 rows = self._select(*key)
                 self._cache[key] = rows
             blobs = self._blobs
-            offset = 0
-            if version == "v3" and request.one("cursor"):
-                try:
-                    offset = int(base64.urlsafe_b64decode(request.one("cursor") or "").decode().removeprefix("o:"))
-                except (ValueError, UnicodeDecodeError):
-                    return self.error(400, "INVALID_CURSOR", "cursor could not be decoded")
-            elif request.one("offset"):
-                try:
-                    offset = int(request.one("offset") or 0)
-                except ValueError:
-                    return self.error(422, "int_parsing", "Input should be a valid integer", "offset")
-                if offset < 0:
-                    return self.error(422, "greater_than_equal", "Input should be >= 0", "offset")
+            position = self._position(request, version)
+            if isinstance(position, SimResponse):
+                return position
+            offset = position
             chunk = rows[offset: offset + limit]
             page = b",".join(blobs[i] for i in chunk)
         more = offset + limit < len(rows)
@@ -232,10 +244,50 @@ class PolyAISimulator(VendorSimulator):
             if more:
                 tail["next_offset"] = offset + limit
         else:
-            tail["cursor"] = base64.urlsafe_b64encode(f"o:{offset + limit}".encode()).decode() if more else None
+            tail["cursor"] = _cursor(offset + limit) if more else None
             tail["next_offset"] = offset + limit if more else None
         body = b'{"conversations":[' + page + b"]," + orjson.dumps(tail)[1:]
         return SimResponse(200, body, {})
+
+    def vendor_fault(self, kind: str, request: SimRequest) -> SimResponse | None:
+        normal = self.handle(request)
+        m = PATH.match(request.path)
+        if normal.status != 200 or not m:
+            return None  # a request the API refuses gets its error, not a fault
+        version = m.group(1)
+        offset = self._position(request, version)
+        assert isinstance(offset, int)
+        body = orjson.loads(normal.body)
+        if kind == "empty":
+            body["conversations"] = []
+            body["next_offset"] = offset
+            if version == "v3":
+                body["cursor"] = _cursor(offset, self.nonce())
+        elif version == "v3":  # stuck: the cursor it was asked with (a first page has none to repeat)
+            if not request.one("cursor"):
+                return None
+            body["cursor"] = request.one("cursor")
+        else:
+            body["next_offset"] = offset
+        return SimResponse.json(200, body)
+
+    def _position(self, request: SimRequest, version: str) -> int | SimResponse:
+        """The offset a request asks for (v3: from its cursor; v1: ``offset``), or the error the API answers."""
+        if version == "v3" and request.one("cursor"):
+            try:
+                text = base64.urlsafe_b64decode(request.one("cursor") or "").decode()
+                return int(text.removeprefix("o:").split(":")[0])
+            except (ValueError, UnicodeDecodeError):
+                return self.error(400, "INVALID_CURSOR", "cursor could not be decoded")
+        if request.one("offset"):
+            try:
+                offset = int(request.one("offset") or 0)
+            except ValueError:
+                return self.error(422, "int_parsing", "Input should be a valid integer", "offset")
+            if offset < 0:
+                return self.error(422, "greater_than_equal", "Input should be >= 0", "offset")
+            return offset
+        return 0
 
     def _select(self, env: str, lo: str | None, hi: str | None, variant_id: str | None,
                 variant_name: str | None, in_progress: bool | None, channels: tuple[str, ...]) -> list[int]:
@@ -263,3 +315,10 @@ class PolyAISimulator(VendorSimulator):
                 continue
             out.append(i)
         return out
+
+
+def _cursor(offset: int, nonce: int | None = None) -> str:
+    """A v3 cursor: the offset, and optionally a nonce that makes the token new for the same offset."""
+    text = f"o:{offset}" if nonce is None else f"o:{offset}:{nonce}"
+    return base64.urlsafe_b64encode(text.encode()).decode()
+

@@ -8,7 +8,7 @@ import itertools
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
@@ -71,9 +71,14 @@ class ReplyfulSimulator(VendorSimulator):
     ``truncate_bounds`` makes the server compare its inclusive bounds at whole seconds (Replyful does not
     document the precision; the hook must be exact either way); ``cursor_on_last_page`` returns a
     ``nextCursor`` with ``hasMore: false`` on the last page (the client must trust ``hasMore``).
+
+    Vendor faults: ``empty`` answers with no conversations, ``hasMore: true`` and a fresh ``nextCursor`` (a new
+    token for the same position); ``stuck`` serves the page with ``hasMore: true`` and the ``startingAfter``
+    cursor it was asked with as ``nextCursor``.
     """
 
     vendor = "replyful"
+    vendor_fault_kinds: ClassVar[frozenset[str]] = frozenset({"empty", "stuck"})
 
     def __init__(
         self,
@@ -153,6 +158,22 @@ class ReplyfulSimulator(VendorSimulator):
                     r["status"] = "resolved"
                     r["waitingSince"] = None
             self._load(self.records)
+
+    def update(self, ids: list[str], *, at: datetime) -> int:
+        """A reply: ``updatedAt`` becomes ``at`` and an open conversation is resolved (``createdAt`` unchanged)."""
+        wanted = set(ids)
+        found = 0
+        with self.lock:
+            for r in self.records:
+                if r["id"] in wanted:
+                    r["updatedAt"] = _iso(at)
+                    if r["status"] in IN_PROGRESS:
+                        r["status"] = "resolved"
+                    r["waitingSince"] = None
+                    found += 1
+            if found:
+                self._load(self.records)
+        return found
 
     def ground_truth(self, start: datetime, end: datetime, *, time_key: str = "created", **filters: Any) -> list[str]:
         """Ids whose ``createdAt`` (or ``updatedAt``) is in ``[start, end)`` and that match the vendor filters."""
@@ -253,6 +274,24 @@ class ReplyfulSimulator(VendorSimulator):
         tail = orjson.dumps({"hasMore": more, "nextCursor": cursor, "url": "/v1/conversations"})
         return SimResponse(200, b'{"object":"list","data":[' + page + b"]," + tail[1:], {})
 
+    def vendor_fault(self, kind: str, request: SimRequest) -> SimResponse | None:
+        normal = self.handle(request)
+        if normal.status != 200:
+            return None  # a request the API refuses gets its error, not a fault
+        token = request.one("startingAfter")
+        body = orjson.loads(normal.body)
+        if kind == "empty":
+            sort = request.one("sort") or "-updatedAt"
+            # The same position: after the cursor asked with, or before the first item (the top of the list).
+            after = _decode_cursor(token, sort) if token else ("\uffff" if sort.startswith("-") else "", "")
+            assert after is not None
+            body.update(data=[], hasMore=True, nextCursor=_encode_cursor(sort, after, self.nonce()))
+        else:  # stuck: the cursor it was asked with (a first page has none to repeat)
+            if not token:
+                return None
+            body.update(hasMore=True, nextCursor=token)
+        return SimResponse.json(200, body)
+
     def _select(self, field: str, bound_field: str, lo: str | None, hi: str | None,
                 criteria: tuple[Any, ...]) -> tuple[list[int], list[tuple[str, str]]]:
         """Rows matching the bounds (on ``bound_field``) and filters, in ascending ``field`` order."""
@@ -309,8 +348,12 @@ def _matches(r: dict[str, Any], criteria: tuple[Any, ...]) -> bool:
     return text is None or text in r["title"].lower() or text in (r["lastMessagePreview"] or "").lower()
 
 
-def _encode_cursor(sort: str, key: tuple[str, str]) -> str:
-    raw = orjson.dumps({"v": 1, "sort": sort, "at": key[0], "id": key[1]})
+def _encode_cursor(sort: str, key: tuple[str, str], nonce: int | None = None) -> str:
+    """The (key, id) to continue after; a nonce makes a new token for the same position."""
+    obj: dict[str, Any] = {"v": 1, "sort": sort, "at": key[0], "id": key[1]}
+    if nonce is not None:
+        obj["n"] = nonce
+    raw = orjson.dumps(obj)
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 

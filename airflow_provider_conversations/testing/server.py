@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import socket
 import struct
@@ -10,7 +11,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -18,7 +19,20 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from airflow_provider_conversations.testing.dataset import Conversation
+
+#: Faults every simulator serves and a client must survive by retrying; the default of random faults.
 FAULT_KINDS = ("429", "500", "502", "503", "reset", "truncated", "garbage", "slow")
+#: More generic faults: ``429`` whose ``Retry-After`` is an HTTP date (one second ahead, at the header's
+#: whole-second granularity), and ``429`` without ``Retry-After``.
+GENERIC_KINDS = (*FAULT_KINDS, "429-date", "429-none")
+#: Faults that need the vendor's pagination (see :meth:`VendorSimulator.vendor_fault`): ``empty`` (a page
+#: with no conversations that still announces more, with a fresh continuation at the same position) and
+#: ``stuck`` (a page whose continuation is the one it was asked with: a client that follows it loops).
+VENDOR_KINDS = ("empty", "stuck")
+ALL_KINDS = (*GENERIC_KINDS, *VENDOR_KINDS)
+#: Kinds that ``burst`` repeats (server errors come in runs, e.g. while a backend restarts).
+BURST_KINDS = ("500", "502", "503")
 
 
 @dataclass
@@ -54,12 +68,16 @@ class Faults:
 
     - ``schedule``: exact request numbers and the fault each gets (deterministic unit tests);
     - ``every``: a fault on every k-th request, e.g. ``{"429": 5}``;
-    - ``rate`` with ``kinds`` and ``seed``: random faults on that share of requests (fault-injection runs);
-    - ``fail_after``: after this many successful pages, every request fails with ``fail_status``.
+    - ``rate`` with ``kinds`` and ``seed``: random faults on that share of requests (fault-injection runs;
+      a kind listed twice is drawn twice as often); ``burst=k`` repeats a drawn ``500``/``502``/``503`` on
+      the next ``k - 1`` requests too;
+    - ``fail_after``: after this many successful pages, every request fails with ``fail_status`` (or, with
+      ``fail_kind``, with that fault kind): retries exhausted.
 
-    Kinds: ``429`` (with ``retry_after``: seconds, ``"http-date"``, or ``None`` for no header), ``500``,
-    ``502``, ``503``, ``reset`` (connection dropped mid-body), ``truncated`` (200 with half a JSON body),
-    ``garbage`` (200 with a body that is not JSON), ``slow`` (answer after ``slow_seconds``).
+    Kinds: ``429`` (with ``retry_after``: seconds, ``"http-date"``, or ``None`` for no header), ``429-date``
+    (``Retry-After`` as an HTTP date), ``429-none`` (no ``Retry-After``), ``500``, ``502``, ``503``, ``reset``
+    (connection dropped mid-body), ``truncated`` (200 with half a JSON body), ``garbage`` (200 with a body that
+    is not JSON), ``slow`` (answer after ``slow_seconds``), and the vendor kinds ``empty`` and ``stuck``.
     """
 
     schedule: dict[int, str] = field(default_factory=dict)
@@ -71,12 +89,26 @@ class Faults:
     slow_seconds: float = 2.0
     fail_after: int | None = None
     fail_status: int = 500
+    fail_kind: str | None = None
+    burst: int = 1
 
     def __post_init__(self) -> None:
-        unknown = {*self.schedule.values(), *self.every, *self.kinds} - set(FAULT_KINDS)
+        unknown = {*self.schedule.values(), *self.every, *self.kinds} - set(ALL_KINDS)
         if unknown:
-            raise ValueError(f"unknown fault kinds {sorted(unknown)}; allowed: {', '.join(FAULT_KINDS)}")
+            raise ValueError(f"unknown fault kinds {sorted(unknown)}; allowed: {', '.join(ALL_KINDS)}")
+        if self.fail_kind is not None and self.fail_kind not in GENERIC_KINDS:
+            raise ValueError(f"fail_kind={self.fail_kind!r}; allowed: {', '.join(GENERIC_KINDS)}")
+        if self.burst < 1:
+            raise ValueError(f"burst={self.burst!r} must be at least 1")
         self._rng = random.Random(self.seed)
+        self._burst_kind: str | None = None
+        self._burst_left = 0
+        #: Bursts started so far (each is ``burst`` consecutive faulty requests).
+        self.bursts = 0
+
+    def possible_kinds(self) -> set[str]:
+        """Every kind these settings can produce (a simulator refuses kinds its vendor cannot serve)."""
+        return {*self.schedule.values(), *self.every, *(self.kinds if self.rate else ())}
 
     def decide(self, n: int) -> str | None:
         if n in self.schedule:
@@ -84,9 +116,72 @@ class Faults:
         for kind, k in self.every.items():
             if k and n % k == 0:
                 return kind
+        if self._burst_left:
+            self._burst_left -= 1
+            return self._burst_kind
         if self.rate and self._rng.random() < self.rate:
-            return self._rng.choice(self.kinds)
+            kind = self._rng.choice(self.kinds)
+            if self.burst > 1 and kind in BURST_KINDS:
+                self._burst_kind, self._burst_left = kind, self.burst - 1
+                self.bursts += 1
+            return kind
         return None
+
+
+@dataclass
+class Churn:
+    """Conversations inserted and updated while walks run: the data does not stand still during an export.
+
+    Before each authenticated request, with probability ``inserts``, ``batch`` new conversations are inserted
+    at ``present`` (an instant after every window a test walks; it moves 1 ms per conversation, so they are
+    the newest of all and land on top of newest-first lists, where they shift offset pages under a walk); with
+    probability ``updates``, ``batch`` existing conversations, picked at random, are updated (see
+    :meth:`VendorSimulator.update`: the update time becomes ``present``, the creation time never changes).
+    So the ids created in a window before ``present`` are the same before, during and after any walk.
+    """
+
+    present: datetime
+    inserts: float = 0.0
+    updates: float = 0.0
+    batch: int = 1
+    seed: int = 0
+    inserted: int = 0
+    updated: int = 0
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+        self._lock = threading.Lock()
+
+    def apply(self, sim: VendorSimulator) -> None:
+        with self._lock:
+            insert = self.inserts and self._rng.random() < self.inserts
+            update = self.updates and self._rng.random() < self.updates
+            new: list[Conversation] = []
+            if insert:
+                for _ in range(self.batch):
+                    new.append(self._conversation(self.inserted))
+                    self.inserted += 1
+                    self.present += timedelta(milliseconds=1)
+            picked: list[str] = []
+            if update:
+                records = sim.records
+                picked = [str(records[self._rng.randrange(len(records))][sim.id_field])
+                          for _ in range(self.batch)] if records else []
+                self.updated += len(picked)
+            at = self.present
+        if new:
+            sim.add(new)
+        if picked:
+            sim.update(picked, at=at)
+
+    def _conversation(self, n: int) -> Conversation:
+        rng = self._rng
+        return Conversation(
+            index=10**8 + n, created=self.present, updated=self.present, status=rng.randrange(1 << 16),
+            channel=rng.randrange(1 << 16), direction=rng.randrange(2), duration=rng.randint(5, 1800),
+            agent=rng.randrange(5), user=rng.randrange(1000), turns=rng.randint(1, 40), rating=rng.randint(1, 5),
+            in_progress=True,
+        )
 
 
 @dataclass
@@ -109,6 +204,10 @@ class VendorSimulator(ABC):
     #: Header carrying the key, and the prefix before the token (``"Bearer "`` or ``""``).
     auth_header: ClassVar[str] = "Authorization"
     auth_prefix: ClassVar[str] = "Bearer "
+    #: The field of a rendered record that holds its id.
+    id_field: ClassVar[str] = "id"
+    #: The :data:`VENDOR_KINDS` this vendor's pagination can serve (see :meth:`vendor_fault`).
+    vendor_fault_kinds: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(
         self,
@@ -122,6 +221,7 @@ class VendorSimulator(ABC):
         faults: Faults | None = None,
         rate_limit: tuple[int, float] | None = None,
         log_requests: bool = True,
+        churn: Churn | None = None,
     ) -> None:
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError("simulators bind to loopback only")
@@ -134,6 +234,8 @@ class VendorSimulator(ABC):
         self.faults = faults or Faults()
         self.rate_limit = rate_limit
         self.log_requests = log_requests
+        self.churn = churn
+        self._nonces = itertools.count(1)
         self.requests: list[SimRequest] = []
         self.stats = SimStats()
         self.lock = threading.RLock()
@@ -172,6 +274,41 @@ class VendorSimulator(ABC):
     @abstractmethod
     def finish_all(self) -> None:
         """Turn every in-progress conversation into a finished one (what sensors wait for)."""
+
+    def update(self, ids: list[str], *, at: datetime) -> int:
+        """Update conversations (also while a walk is running): an in-progress one finishes, the update time
+        (where the vendor has one) becomes ``at``; the creation time never changes. Returns how many were found.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not model updates")
+
+    def vendor_fault(self, kind: str, request: SimRequest) -> SimResponse | None:
+        """Answer ``request`` with a vendor kind of fault (``empty`` or ``stuck``), or ``None`` when it does
+        not apply to this request (e.g. ``stuck`` on a first page, which has no cursor to repeat)."""
+        return None
+
+    def nonce(self) -> int:
+        """A fresh number, to make a continuation token new while it points at the same position."""
+        with self.lock:
+            return next(self._nonces)
+
+    # ---------------------------------------------------------------- faults
+
+    @property
+    def faults(self) -> Faults:
+        return self._faults
+
+    @faults.setter
+    def faults(self, faults: Faults) -> None:
+        unsupported = (faults.possible_kinds() & set(VENDOR_KINDS)) - self.vendor_fault_kinds
+        if unsupported:
+            raise ValueError(
+                f"the {self.vendor} simulator cannot serve fault kinds {sorted(unsupported)}: "
+                + "; ".join(self.vendor_fault_reasons.get(k, "not modelled") for k in sorted(unsupported))
+            )
+        self._faults = faults
+
+    #: Why a vendor kind of fault does not apply to this vendor (shown when it is asked for).
+    vendor_fault_reasons: ClassVar[dict[str, str]] = {}
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -254,30 +391,43 @@ class VendorSimulator(ABC):
                 rl_headers = {"RateLimit-Limit": str(limit),
                               "RateLimit-Remaining": str(limit - self._window_count),
                               "RateLimit-Reset": f"{reset:.3f}"}
+        if self.churn is not None:
+            self.churn.apply(self)
+        faults = self.faults
         with self.lock:
-            failing = self.faults.fail_after is not None and self.stats.ok_pages >= self.faults.fail_after
-            kind = None if failing else self.faults.decide(n)
-            if failing or kind:
-                key = f"permanent {self.faults.fail_status}" if failing else str(kind)
+            failing = faults.fail_after is not None and self.stats.ok_pages >= faults.fail_after
+            kind = faults.fail_kind if failing else faults.decide(n)
+        vendor_response = None
+        if kind in VENDOR_KINDS:
+            vendor_response = self.vendor_fault(str(kind), request)
+            if vendor_response is None:
+                kind = None  # does not apply to this request: answered normally, not counted
+        if failing or kind:
+            key = f"permanent {kind or faults.fail_status}" if failing else str(kind)
+            with self.lock:
                 self.stats.faults[key] = self.stats.faults.get(key, 0) + 1
-                request.outcome = key
-        if failing:
-            return self.error(self.faults.fail_status, "internal_error", "simulated permanent failure"), None
-        if kind in ("429", "500", "502", "503"):
-            status = int(kind)
+            request.outcome = key
+        if failing and not kind:
+            return self.error(faults.fail_status, "internal_error", "simulated permanent failure"), None
+        if vendor_response is not None:
+            with self.lock:
+                self.stats.ok_pages += 1
+            return vendor_response, None
+        if kind in ("429", "429-date", "429-none", "500", "502", "503"):
+            status = int(str(kind)[:3])
             resp = self.error(status, "rate_limit_exceeded" if status == 429 else "server_error",
                               "simulated fault")
-            if status == 429 and self.faults.retry_after is not None:
+            retry_after = {"429": faults.retry_after, "429-date": "http-date"}.get(str(kind))
+            if retry_after is not None:
                 resp.headers["Retry-After"] = (
-                    formatdate(time.time() + 1, usegmt=True) if self.faults.retry_after == "http-date"
-                    else self.faults.retry_after
+                    formatdate(time.time() + 1, usegmt=True) if retry_after == "http-date" else retry_after
                 )
             return resp, None
         if kind == "slow":
-            time.sleep(self.faults.slow_seconds)
+            time.sleep(faults.slow_seconds)
         response = self.handle(request)
         response.headers.update(rl_headers)
-        if 200 <= response.status < 300:
+        if 200 <= response.status < 300 and not kind:  # a page a fault mangles or delays is not delivered
             with self.lock:
                 self.stats.ok_pages += 1
         return response, kind if kind in ("reset", "truncated", "garbage") else None
@@ -323,14 +473,18 @@ def _make_handler(sim: VendorSimulator) -> type[BaseHTTPRequestHandler]:
             for k, v in response.headers.items():
                 self.send_header(k, v)
             self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if special == "reset":
-                self.wfile.write(body[: len(body) // 2])
-                self.wfile.flush()
-                # RST instead of FIN: the client sees a connection reset mid-body.
-                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            try:
+                self.end_headers()
+                if special == "reset":
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    # RST instead of FIN: the client sees a connection reset mid-body.
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.close_connection = True
+                    return
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                # The client gave up first (a ``slow`` answer after its read timeout): nothing to report.
                 self.close_connection = True
-                return
-            self.wfile.write(body)
 
     return Handler
