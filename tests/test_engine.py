@@ -340,3 +340,11 @@ def test_dedup_unordered_remembers_everything():
     assert d.first_time("a", ts(1))
     assert d.first_time("b", ts(0))
     assert not d.first_time("a", ts(2))
+
+
+def test_extra_that_is_not_json_is_a_configuration_error(monkeypatch):
+    from airflow.sdk import Connection
+
+    conn = Connection(conn_id="acme_x", conn_type="acme", password="tok-123456", extra="{not json")
+    with pytest.raises(ConfigurationError, match="connection 'acme_x' has an Extra that is not valid JSON"):
+        AcmeHook("acme_x").settings_from_connection(conn)

@@ -8,6 +8,7 @@ detection and the page loop.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import queue
@@ -359,7 +360,7 @@ class ConversationsHook(BaseHook):
                 f"a {self.conn_type!r} connection"
             )
         if extra is None:
-            extra = conn.extra_dejson if conn.extra else {}
+            extra = decode_extra(conn)
         extras = self.read_extras(extra)
         secret = conn.password or ""
         if not secret:
@@ -747,6 +748,27 @@ class ConversationsHook(BaseHook):
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def decode_extra(conn: Any) -> dict[str, Any]:
+    """The connection's extra as a dict; a malformed one is a configuration error naming the connection.
+
+    Plain ``json.loads``: Airflow already registered the extra for masking when it fetched the connection, and
+    ``Connection.extra_dejson`` would do it again with a blocking call (not allowed on a triggerer's loop) and
+    log an unparsable extra instead of refusing it.
+    """
+    if not conn.extra:
+        return {}
+    try:
+        value = json.loads(conn.extra)
+    except ValueError:
+        raise ConfigurationError(
+            f"connection {conn.conn_id!r} has an Extra that is not valid JSON; expected a JSON object such as "
+            '{"account_id": "..."}'
+        ) from None
+    if not isinstance(value, dict):
+        raise ConfigurationError(f"connection {conn.conn_id!r} has an Extra that is not a JSON object")
+    return value
 
 
 def widen(window: Window, margin: timedelta) -> tuple[datetime, datetime]:

@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -78,6 +79,31 @@ def airflow_env(home: Path, output: Path) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
         "CONVERSATIONS_EXPORT_ROOT": output.as_uri(),
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def standalone_env(home: Path, output: Path, port: int) -> dict[str, str]:
+    """Environment for ``airflow standalone`` on 127.0.0.1:``port`` (used by ``make airflow`` and the e2e tests).
+
+    The api-server's base URL must match the port: workers reach the execution API through it, and tasks
+    fail before running any code if it points elsewhere.
+    """
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
+        **airflow_env(home, output),
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
 
 
@@ -164,9 +190,7 @@ def run_standalone(home: Path, port: int, conversations: int) -> int:
     output.mkdir(exist_ok=True)
     ports = {v: 8931 + i for i, v in enumerate(VENDOR_DAGS)}
     with simulators(conversations, ports=ports, max_seconds=24 * 3600) as sims:
-        env = {**os.environ, **airflow_env(home / "airflow-home", output),
-               "AIRFLOW__API__HOST": "127.0.0.1", "AIRFLOW__API__PORT": str(port),
-               "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+        env = standalone_env(home / "airflow-home", output, port)
         airflow = str(Path(sys.executable).parent / "airflow")
         subprocess.run([airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
         for vendor, sim in sims.items():
@@ -185,6 +209,10 @@ def run_standalone(home: Path, port: int, conversations: int) -> int:
         print("Simulators: " + ", ".join(f"{v} {s.url}" for v, s in sims.items()))
         print("Connections <vendor>_default point at them; example DAGs are paused: unpause one in the UI.")
         print("Ctrl-C stops Airflow and the simulators.\n", flush=True)
+        def interrupt(*_: Any) -> None:
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, interrupt)  # `kill` stops everything too, not only Ctrl-C
         try:
             return proc.wait()
         except KeyboardInterrupt:

@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,16 +21,10 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider_conversations.testing.demo import EXAMPLES, simulators
+from airflow_provider_conversations.testing.demo import free_port, simulators, standalone_env
 from airflow_provider_conversations.testing.server import VendorSimulator
 
 STARTUP_SECONDS = 420
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -80,21 +73,8 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
     port = free_port()
     with simulators(800, seed=21, max_seconds=1800) as sims:
         env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(EXAMPLES),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-            "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__PORT": str(port),
-            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-            "CONVERSATIONS_EXPORT_ROOT": output.as_uri(),
+            **standalone_env(home, output, port),
             "CONVERSATIONS_SENSOR_POKE_SECONDS": "2",
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             **{f"AIRFLOW_CONN_{v.upper()}_DEFAULT": json.dumps(s.connection(f"{v}_default")) for v, s in sims.items()},
         }
         log = base / "standalone.log"
