@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-test
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: test lint unit install bench demo airflow reliability clean
+.PHONY: test lint unit install bench demo airflow reliability chromium clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,16 @@ lint: $(STAMP)
 	$(BIN)/ruff check airflow_provider_conversations tests dags_examples benchmarks
 	$(BIN)/mypy
 
-# The whole suite (unit, simulator, DAG-level and end-to-end tests).
-test: lint
+# Debian's Chromium for the browser check of the Airflow UI (tests/e2e/test_browser.py), installed if missing.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "Installing Debian's chromium for the UI check"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+# The whole suite: unit, simulator, DAG-level, fault-injection and end-to-end tests (a real airflow standalone
+# driven through its REST API and a headless browser).
+test: lint chromium
 	$(BIN)/pytest
 
 # The main job on a fresh clone: example DAGs against the five simulators in a scratch SQLite Airflow,
