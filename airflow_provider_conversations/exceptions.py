@@ -13,6 +13,10 @@ class ConfigurationError(ConversationsError, ValueError):
     """Bad input from the DAG author or the connection; raised before any request is sent."""
 
 
+class ConnectionNotFoundError(ConfigurationError, LookupError):
+    """The connection id is not defined anywhere Airflow looks."""
+
+
 class InvalidFilterError(ConfigurationError):
     """A filter name or value the vendor does not accept."""
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import errno
 import gzip
 import logging
 import os
@@ -44,6 +45,7 @@ import threading
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
+from pathlib import PurePath
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast
 
@@ -61,6 +63,33 @@ COMPRESSIONS: tuple[str | None, ...] = ("gzip", None)
 #: zlib's default: about 3x faster than gzip's 9 for a few percent more bytes. Fixed, so output is reproducible.
 GZIP_LEVEL = 6
 LOCAL_PROTOCOLS = ("", "file", "local")
+#: Errors opening a destination that the DAG author must fix (anything else, e.g. a network error, is raised as is).
+_CONFIG_ERRORS = (PermissionError, FileNotFoundError, NotADirectoryError, IsADirectoryError, FileExistsError)
+_CONFIG_ERRNOS = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+class DestinationError(ConfigurationError):
+    """The export's destination cannot be written; raised before the first request to the vendor."""
+
+
+def _why_not_writable(exc: OSError) -> str:
+    """What is wrong with a destination, in the words a DAG author would use."""
+    where = exc.filename or "the destination"
+    if isinstance(exc, NotADirectoryError | FileExistsError) and isinstance(exc.filename, str):
+        # Some component on the way is a regular file: name it.
+        path = os.path.abspath(exc.filename)
+        for parent in [path, *[str(p) for p in PurePath(path).parents]]:
+            if os.path.exists(parent) and not os.path.isdir(parent):
+                return f"{parent} is a regular file, not a directory"
+    if isinstance(exc, IsADirectoryError):
+        return f"{where} is a directory, not a file"
+    if exc.errno == errno.EROFS:
+        return f"{where} is on a read-only file system"
+    if isinstance(exc, PermissionError) or exc.errno in (errno.EACCES, errno.EPERM):
+        return f"no permission to create or write {where} ({exc.strerror or exc})"
+    if isinstance(exc, FileNotFoundError):
+        return f"{where} does not exist and cannot be created ({exc.strerror or exc})"
+    return f"{exc.strerror or exc} ({where})"
 
 
 def suffix_for(compression: str | None) -> str:
@@ -91,6 +120,9 @@ class _AtomicTarget(ABC):
 
     strategy: str
 
+    def check(self) -> None:  # noqa: B027  (optional: most targets find problems when they open)
+        """Refuse a destination that cannot work before anything is written (raise OSError)."""
+
     @abstractmethod
     def cleanup_stale(self) -> int:
         """Remove leftovers of earlier killed writes of the same object; return how many."""
@@ -116,6 +148,10 @@ class _LocalTarget(_AtomicTarget):
         self.directory, self.name = os.path.split(self.final)
         self.temp = os.path.join(self.directory, _temp_name(self.name))
         self._file: BinaryIO | None = None
+
+    def check(self) -> None:
+        if os.path.isdir(self.final):  # os.replace() would fail only after the whole window was fetched
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), self.final)
 
     def cleanup_stale(self) -> int:
         pattern = _stale_pattern(self.name)
@@ -380,13 +416,29 @@ class JsonLinesWriter:
         """Bytes of the stored object (compressed size for gzip)."""
         return self._counter.bytes if self._counter is not None else 0
 
-    def __enter__(self) -> JsonLinesWriter:
+    def open(self) -> JsonLinesWriter:
+        """Start the object (idempotent; ``with`` calls it): the place where an unusable destination shows.
+
+        Call it before the first request to fail without one. Raises :class:`DestinationError` when the
+        destination cannot be written: a regular file where a directory must be, a directory where the object
+        must be, no permission, a read-only file system (and, for remote filesystems, whatever they report as
+        a permission or not-found error).
+        """
+        if self._target is not None:
+            return self
         target = atomic_target(self.path, block_size=self.block_size)
         self.strategy = target.strategy
-        self.stale_removed = target.cleanup_stale()
+        try:
+            target.check()
+            self.stale_removed = target.cleanup_stale()
+            raw = target.open()
+        except OSError as exc:
+            if not isinstance(exc, _CONFIG_ERRORS) and exc.errno not in _CONFIG_ERRNOS:
+                raise  # e.g. a network error: not the DAG author's to fix
+            raise DestinationError(f"destination {self.uri} is not writable: {_why_not_writable(exc)}") from exc
         if self.stale_removed:
             log.info("Removed %d leftover(s) of an earlier interrupted write of %s", self.stale_removed, self.uri)
-        self._counter = _CountingStream(target.open())
+        self._counter = _CountingStream(raw)
         try:
             if self.compression == "gzip":
                 # filename="" and mtime=0: no name and no time in the header: identical input, identical bytes.
@@ -400,6 +452,9 @@ class JsonLinesWriter:
         self._target = target
         self._background = _BackgroundSink(self._sink)
         return self
+
+    def __enter__(self) -> JsonLinesWriter:
+        return self.open()
 
     def write_records(self, records: Iterable[Mapping[str, Any]]) -> int:
         """Append records (one JSON object per line); returns how many were written."""
@@ -446,6 +501,7 @@ class JsonLinesWriter:
 __all__ = [
     "COMPRESSIONS",
     "Compression",
+    "DestinationError",
     "JsonLinesWriter",
     "PartSpool",
     "atomic_target",

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import formatdate
@@ -348,3 +349,41 @@ def test_extra_that_is_not_json_is_a_configuration_error(monkeypatch):
     conn = Connection(conn_id="acme_x", conn_type="acme", password="tok-123456", extra="{not json")
     with pytest.raises(ConfigurationError, match="connection 'acme_x' has an Extra that is not valid JSON"):
         AcmeHook("acme_x").settings_from_connection(conn)
+
+
+@pytest.mark.parametrize("host", ["https://user:hunter2-secret@api.example.com", "https://api.example.com/?debug=1",
+                                  "https://api.example.com/#frag"])
+def test_host_with_credentials_query_or_fragment_is_refused(set_connection, host):
+    set_connection("acme_x", {"conn_type": "acme", "password": "tok-123456", "host": host})
+    with pytest.raises(ConfigurationError, match="connection 'acme_x' has ") as err:
+        AcmeHook("acme_x").base_url  # noqa: B018
+    assert "hunter2" not in str(err.value)
+
+
+@pytest.mark.parametrize("key", [" tok-123456", "tok-123456\n", "tok\r\n-123456"])
+def test_key_with_whitespace_or_control_characters_is_refused_without_showing_it(set_connection, key):
+    set_connection("acme_x", {"conn_type": "acme", "password": key})
+    with pytest.raises(ConfigurationError, match="has an API key with leading or trailing whitespace") as err:
+        AcmeHook("acme_x").base_url  # noqa: B018
+    assert "123456" not in str(err.value)
+
+
+def test_missing_connection_names_it_and_how_to_create_it(requests_mock):
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from airflow_provider_conversations.exceptions import ConnectionNotFoundError
+
+    with pytest.raises(ConnectionNotFoundError, match="connection 'nowhere' is not defined: create it") as err:
+        AcmeHook("nowhere").iter_pages(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC))
+    assert isinstance(err.value, AirflowNotFoundException)  # code catching Airflow's own error still works
+    assert requests_mock.call_count == 0
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"timeout": 0}, "timeout=0 is not valid for Acme: expected seconds > 0"),
+    ({"backoff": "1s"}, "backoff='1s' is not valid for Acme: expected a number of seconds >= 0"),
+    ({"max_attempts": 0}, "max_attempts=0 is not valid for Acme: expected an integer >= 1"),
+])
+def test_hook_settings_are_validated_at_construction(kwargs, message):
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        AcmeHook(**kwargs)

@@ -7,6 +7,7 @@ on success and aborted on failure. Either way, a failed run leaves no object and
 from __future__ import annotations
 
 import gzip
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -158,6 +159,15 @@ def big_records(n: int) -> list[dict[str, Any]]:
     return [{"id": i, "pad": uuid.UUID(int=i).hex * 30} for i in range(n)]
 
 
+def eventually(condition: Any, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def test_large_objects_stream_as_a_multipart_upload_that_is_aborted_on_failure(s3):
     path = ObjectStoragePath(f"s3://{s3.bucket}/mp/conversations.jsonl", conn_id=AWS_CONN)
     block = 5 * 2**20  # S3's smallest part: the writer holds at most about one part in memory
@@ -165,7 +175,8 @@ def test_large_objects_stream_as_a_multipart_upload_that_is_aborted_on_failure(s
 
     with JsonLinesWriter(path, compression=None, block_size=block) as out:
         out.write_records(batch)
-        assert uploads(s3) == ["mp/conversations.jsonl"], "parts go up while writing"
+        # the writer's background thread uploads the first part while the task keeps fetching
+        assert eventually(lambda: uploads(s3) == ["mp/conversations.jsonl"]), "parts go up while writing"
         assert keys(s3, "mp/") == [], "but no object exists before the commit"
     assert out.strategy == "multipart upload, completed on success, aborted on failure"
     written = get(s3, "mp/conversations.jsonl")
@@ -179,7 +190,7 @@ def test_large_objects_stream_as_a_multipart_upload_that_is_aborted_on_failure(s
     def fail_midway() -> None:
         with JsonLinesWriter(path, compression=None, block_size=block) as out:
             out.write_records(big_records(8_000))
-            assert uploads(s3) == ["mp/conversations.jsonl"]
+            assert eventually(lambda: uploads(s3) == ["mp/conversations.jsonl"])
             raise Boom("vendor went away")
 
     with pytest.raises(Boom):

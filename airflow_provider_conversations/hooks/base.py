@@ -256,8 +256,15 @@ class ConversationsHook(BaseHook):
                 f"page_size={page_size!r} is not allowed for {self.hook_name}: expected an integer from 1 to "
                 f"{self.max_page_size}"
             )
-        if max_attempts < 1:
-            raise ConfigurationError(f"max_attempts={max_attempts!r} must be at least 1")
+        from airflow_provider_conversations.hooks import hook_param_problem
+
+        for name, value in (("timeout", timeout), ("max_attempts", max_attempts),
+                            ("max_retry_seconds", max_retry_seconds), ("backoff", backoff),
+                            ("backoff_max", backoff_max), ("retry_after_cap", retry_after_cap)):
+            if expected := hook_param_problem(name, value):
+                raise ConfigurationError(f"{name}={value!r} is not valid for {self.hook_name}: expected {expected}")
+        if isinstance(timeout, list):
+            timeout = (timeout[0], timeout[1])  # requests takes a number or a tuple, not a list
         self.page_size = page_size
         self.timeout = timeout
         self.max_attempts = max_attempts
@@ -345,7 +352,15 @@ class ConversationsHook(BaseHook):
     @property
     def settings(self) -> ConnectionSettings:
         if self._settings is None:
-            self._settings = self.settings_from_connection(self.get_connection(self.conn_id))
+            from airflow.providers.common.compat.sdk import AirflowNotFoundException
+
+            from airflow_provider_conversations.hooks import not_found
+
+            try:
+                conn = self.get_connection(self.conn_id)
+            except AirflowNotFoundException:
+                raise not_found(self.conn_id) from None
+            self._settings = self.settings_from_connection(conn)
         return self._settings
 
     def settings_from_connection(self, conn: Any, extra: Mapping[str, Any] | None = None) -> ConnectionSettings:
@@ -366,6 +381,13 @@ class ConversationsHook(BaseHook):
         if not secret:
             raise ConfigurationError(
                 f"connection {conn.conn_id!r} has no API key: put the {self.hook_name} API key in its "
+                "Password field"
+            )
+        if secret != secret.strip() or any(ord(c) < 32 or ord(c) == 127 for c in secret):
+            # requests would refuse the header with an error quoting its value, i.e. the key
+            raise ConfigurationError(
+                f"connection {conn.conn_id!r} has an API key with leading or trailing whitespace or a control "
+                "character such as a line break (the key is not shown here): paste the key alone into the "
                 "Password field"
             )
         self.validate_extras(extras, secret)
@@ -413,7 +435,13 @@ class ConversationsHook(BaseHook):
             parts.port  # noqa: B018  (raises ValueError for a malformed port)
         except ValueError:
             parts = parts._replace(netloc="")
-        if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
+        if "@" in parts.netloc:
+            raise ConfigurationError(
+                f"connection {conn.conn_id!r} has credentials in its host (user:password@...; not shown here): "
+                "put the API key in the Password field and only the base URL in Host"
+            )
+        if (parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url)
+                or parts.query or parts.fragment):
             raise ConfigurationError(
                 f"connection {conn.conn_id!r} has a malformed host {host!r}: expected a base URL such as "
                 "https://api.example.com or http://127.0.0.1:8931, or a bare host name with Schema and Port"

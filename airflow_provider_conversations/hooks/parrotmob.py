@@ -12,10 +12,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
-from airflow_provider_conversations.exceptions import InvalidFilterError, InvalidResponseError, PaginationError
+from airflow_provider_conversations.exceptions import (
+    ConfigurationError,
+    InvalidFilterError,
+    InvalidResponseError,
+    PaginationError,
+)
 from airflow_provider_conversations.filters import Filter, FilterSet, Params
+from airflow_provider_conversations.hooks import path_segment, path_segment_problem
 from airflow_provider_conversations.hooks.base import ConnectionSettings, ConversationsHook, ErrorDetails, TimeKey, Walk
 from airflow_provider_conversations.paging import Item, OffsetPaginator
 from airflow_provider_conversations.windows import Window, iso_z, parse_iso
@@ -197,11 +202,17 @@ class ParrotMobHook(ConversationsHook):
     )
     # in_progress_filters stays None: "in progress" is three statuses and the API filters on one.
 
+    def validate_extras(self, extras: Mapping[str, Any], secret: str) -> None:
+        if "account_id" in extras and (problem := path_segment_problem(extras["account_id"])):
+            raise ConfigurationError(
+                f"ParrotMob connection {self.conn_id!r} has account_id={extras['account_id']!r}; {problem}"
+            )
+
     def auth_headers(self, settings: ConnectionSettings) -> dict[str, str]:
         return {"Authorization": f"Bearer {settings.secret}"}
 
     def list_path(self, settings: ConnectionSettings) -> str:
-        return f"accounts/{quote(str(settings.extras.get('account_id', 'me')), safe='')}/conversations"
+        return f"accounts/{path_segment(settings.extras.get('account_id', 'me'))}/conversations"
 
     def new_walk(self, window: Window | None, time_key: TimeKey, filters: Mapping[str, Any],
                  page_size: int) -> Walk:

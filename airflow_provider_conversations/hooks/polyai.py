@@ -12,6 +12,7 @@ from airflow_provider_conversations.exceptions import (
     InvalidResponseError,
 )
 from airflow_provider_conversations.filters import Filter, FilterSet, Params
+from airflow_provider_conversations.hooks import path_segment, path_segment_problem
 from airflow_provider_conversations.hooks.base import (
     ConnectionSettings,
     ConversationsHook,
@@ -83,6 +84,10 @@ class PolyAIHook(ConversationsHook):
                 f"PolyAI connection {self.conn_id!r} is missing {' and '.join(missing)}: set them in the "
                 "connection form (they are the path of the conversations endpoint)"
             )
+        for name in ("account_id", "project_id"):
+            problem = path_segment_problem(extras[name])
+            if problem:
+                raise ConfigurationError(f"PolyAI connection {self.conn_id!r} has {name}={extras[name]!r}; {problem}")
         for name, allowed in (("region", tuple(REGIONS)), ("client_env", CLIENT_ENVS),
                               ("api_version", tuple(API_VERSIONS))):
             if name in extras and extras[name] not in allowed:
@@ -104,7 +109,8 @@ class PolyAIHook(ConversationsHook):
 
     def list_path(self, settings: ConnectionSettings) -> str:
         e = settings.extras
-        return f"{e.get('api_version', 'v3')}/{e['account_id']}/{e['project_id']}/conversations"
+        account, project = path_segment(e["account_id"]), path_segment(e["project_id"])
+        return f"{e.get('api_version', 'v3')}/{account}/{project}/conversations"
 
     def new_walk(self, window: Window | None, time_key: TimeKey, filters: Mapping[str, Any],
                  page_size: int) -> Walk:

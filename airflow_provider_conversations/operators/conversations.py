@@ -16,9 +16,23 @@ import orjson
 from airflow.sdk import Asset, AssetAlias, BaseOperator, ObjectStoragePath, XComArg
 
 from airflow_provider_conversations.exceptions import ConfigurationError, ConversationsError, InvalidFilterError
-from airflow_provider_conversations.hooks import CONN_TYPES, hook_class, hook_for_connection
+from airflow_provider_conversations.hooks import (
+    CONN_TYPES,
+    HOOK_PARAMS,
+    hook_arguments,
+    hook_class,
+    hook_for_connection,
+    hook_param_problem,
+)
 from airflow_provider_conversations.records import OUTPUT_FORMATS, RecordShaper, parse_field_paths
-from airflow_provider_conversations.storage import JsonLinesWriter, PartSpool, json_lines, object_uri, suffix_for
+from airflow_provider_conversations.storage import (
+    DestinationError,
+    JsonLinesWriter,
+    PartSpool,
+    json_lines,
+    object_uri,
+    suffix_for,
+)
 from airflow_provider_conversations.windows import Window, iso_z, window_for_task
 
 if TYPE_CHECKING:
@@ -27,8 +41,6 @@ if TYPE_CHECKING:
     from airflow_provider_conversations.hooks.base import ConversationsHook, Page
 
 TIME_KEYS = ("created", "updated")
-#: Hook settings a DAG may override (retries and timeouts); ``page_size`` has its own argument.
-HOOK_PARAMS = ("backoff", "backoff_max", "max_attempts", "max_retry_seconds", "retry_after_cap", "timeout")
 #: Default XCom guard: enough for small windows and tests, far below what makes XCom, the API server and
 #: the UI slow (every record is a JSON document in the metadata database).
 DEFAULT_MAX_CONVERSATIONS = 10_000
@@ -49,22 +61,6 @@ def _is_dynamic(value: Any) -> bool:
     if isinstance(value, list | tuple | set | frozenset):
         return any(_is_dynamic(v) for v in value)
     return False
-
-
-def _number(value: Any, minimum: float, *, strict: bool = False) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    return value > minimum if strict else value >= minimum
-
-
-def _hook_param_problem(key: str, value: Any) -> str | None:
-    """What ``hook_params[key]`` should be, or None when ``value`` is fine."""
-    if key == "max_attempts":
-        return None if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else "an integer >= 1"
-    if key == "timeout":
-        pair = isinstance(value, list | tuple) and len(value) == 2 and all(_number(v, 0, strict=True) for v in value)
-        return None if pair or _number(value, 0, strict=True) else "seconds > 0, or a (connect, read) pair of them"
-    return None if _number(value, 0) else "a number of seconds >= 0"
 
 
 def _written_with_slash(path: ObjectStoragePath) -> bool:
@@ -225,7 +221,7 @@ class _ConversationsBaseOperator(BaseOperator):
                     f"hook_params key {key!r} is not valid; allowed: {', '.join(HOOK_PARAMS)}"
                     + (" (page_size is an argument of its own)" if key == "page_size" else "")
                 )
-            expected = _hook_param_problem(key, value)
+            expected = hook_param_problem(key, value)
             if expected:
                 raise self._fail(f"hook_params {key}={value!r} is not valid; expected {expected}")
 
@@ -238,7 +234,10 @@ class _ConversationsBaseOperator(BaseOperator):
             )
         if vendor_cls is not None:
             try:
-                vendor_cls.filter_set.validate(self.filters)
+                validated = vendor_cls.filter_set.validate(self.filters)
+                if self.finished_only:
+                    # e.g. finished_only with PolyAI in_progress=True: a contradiction the run would refuse.
+                    vendor_cls(None).finished_filters(validated)
             except InvalidFilterError as exc:
                 raise self._fail(str(exc), InvalidFilterError) from None
 
@@ -262,7 +261,7 @@ class _ConversationsBaseOperator(BaseOperator):
         return window_for_task(context, self.start, self.end, task=self._task_label())
 
     def _hook(self) -> ConversationsHook:
-        kwargs: dict[str, Any] = dict(self.hook_params or {})
+        kwargs: dict[str, Any] = hook_arguments(self.hook_params or {})
         if self.page_size is not None:
             kwargs["page_size"] = self.page_size
         hook = hook_for_connection(self.conn_id, **kwargs)
@@ -453,6 +452,16 @@ class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
                     "destination='' is not valid; expected a URL such as 's3://bucket/conversations/' or an "
                     "ObjectStoragePath"
                 )
+            if not _is_dynamic(destination):
+                try:
+                    # Only parses the URL and looks the scheme up: no connection, no filesystem call.
+                    ObjectStoragePath(destination.strip())
+                except ValueError as exc:
+                    raise self._fail(
+                        f"destination={destination!r} is not valid ({exc}); expected a URL whose scheme has a "
+                        "filesystem, e.g. 'file:///data/conversations/', 's3://bucket/conversations/' (with "
+                        "apache-airflow-providers-amazon) or 'memory://conversations/'"
+                    ) from None
         elif not isinstance(destination, ObjectStoragePath | XComArg):
             raise self._fail(
                 f"destination={destination!r} is not valid; expected a URL such as 's3://bucket/conversations/' "
@@ -501,7 +510,12 @@ class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
             pages = self._shaped_pages(hook, window, filters, shaper, progress)
             self.log.info("Exporting %s conversations (%s) %s to %s into %s", hook.hook_name, self.time_key,
                           iso_z(window.start), iso_z(window.end), object_uri(path))
-            with JsonLinesWriter(path, compression=self.compression) as out:
+            out = JsonLinesWriter(path, compression=self.compression)
+            try:
+                out.open()  # before the first request: an unwritable destination costs no API call
+            except DestinationError as exc:
+                raise self._fail(str(exc), DestinationError) from None
+            with out:
                 if self.max_parallel == 1:
                     for _page, records in pages:
                         out.write_records(records)

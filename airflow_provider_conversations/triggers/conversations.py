@@ -17,7 +17,12 @@ from airflow.providers.common.compat.connection import get_async_connection
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_conversations.exceptions import ConfigurationError
-from airflow_provider_conversations.hooks import CONN_TYPES, hook_class
+from airflow_provider_conversations.hooks import (
+    CONN_TYPES,
+    hook_arguments,
+    hook_class,
+    hook_param_problem,
+)
 from airflow_provider_conversations.window_check import check_window
 from airflow_provider_conversations.windows import Window, iso_z
 
@@ -177,7 +182,8 @@ def check_vendor(conn_id: str, conn_type: str, vendor: str | None) -> None:
 
 
 def check_hook_kwargs(hook_kwargs: Mapping[str, Any]) -> None:
-    """Only known hook arguments, and only JSON values (they travel through a deferral)."""
+    """Only known hook arguments with values the hook can use, and only JSON values (they travel through a
+    deferral)."""
     unknown = sorted(set(hook_kwargs) - set(HOOK_KWARGS))
     if unknown:
         raise ConfigurationError(
@@ -188,14 +194,10 @@ def check_hook_kwargs(hook_kwargs: Mapping[str, Any]) -> None:
         json.dumps(dict(hook_kwargs))
     except TypeError as exc:
         raise ConfigurationError(f"hook_kwargs={dict(hook_kwargs)!r} must hold plain JSON values: {exc}") from None
-
-
-def hook_arguments(hook_kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """JSON hook kwargs as the hook takes them (``timeout`` comes back from JSON as a list)."""
-    out = dict(hook_kwargs)
-    if isinstance(out.get("timeout"), list):
-        out["timeout"] = tuple(out["timeout"])
-    return out
+    for key, value in hook_kwargs.items():
+        expected = hook_param_problem(key, value)
+        if expected:
+            raise ConfigurationError(f"hook_kwargs {key}={value!r} is not allowed: expected {expected}")
 
 
 def redact(message: str, hook: ConversationsHook | None) -> str:
@@ -204,4 +206,4 @@ def redact(message: str, hook: ConversationsHook | None) -> str:
     return message.replace(secret, "***") if len(secret) >= 4 else message
 
 
-__all__ = ["ConversationsTrigger"]
+__all__ = ["ConversationsTrigger", "hook_arguments"]
