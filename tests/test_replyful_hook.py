@@ -324,6 +324,13 @@ def test_page_size_outside_1_to_100_is_refused(replyful, page_size):
         ReplyfulHook(page_size=page_size)
 
 
+def test_a_key_with_a_line_break_is_refused_by_the_engine_before_any_request(replyful, requests_mock):
+    replyful(password="rfl_live_abc\n", conn_id="replyful_prod")
+    with pytest.raises(ConfigurationError, match="connection 'replyful_prod' has an API key with leading or trailing"):
+        list(ReplyfulHook("replyful_prod").iter_conversations(START, END))
+    assert requests_mock.call_count == 0
+
+
 def test_unknown_time_key_is_refused(replyful, requests_mock):
     with pytest.raises(ConfigurationError, match="time_key='started' is not supported by Replyful; allowed: "
                                                  "'created', 'updated'"):
@@ -332,7 +339,7 @@ def test_unknown_time_key_is_refused(replyful, requests_mock):
 
 
 @pytest.mark.parametrize("password", ["sk_live_abcdef", "rfl_prod_abcdef", "rfl_live_", "Bearer rfl_live_abc",
-                                      "rfl_live_abc\n", "rfl_test_has space"])
+                                      "rfl_test_has space"])
 def test_a_key_of_the_wrong_shape_is_refused_before_any_request(replyful, requests_mock, password):
     replyful(password=password, conn_id="replyful_prod")
     with pytest.raises(ConfigurationError) as err:
