@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-test
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: test lint unit install bench demo airflow reliability chromium clean
+.PHONY: test lint unit install bench demo airflow reliability chromium test-matrix clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,20 @@ $(BENCH_STAMP): pyproject.toml | $(BIN)/python
 # Benchmarks are not tests: every contender against the same simulator, targets checked (several minutes).
 bench: $(BENCH_STAMP)
 	RUNTIME__DLTHUB_TELEMETRY=false $(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+# The unit, simulator and DAG-level tests on the apache-airflow floor of pyproject.toml and on the newest 3.x,
+# each in its own venv under .scratch/.
+AIRFLOW_FLOOR  ?= 3.3.0
+AIRFLOW_NEWEST ?= 3.3.2
+test-matrix:
+	@for v in $(AIRFLOW_FLOOR) $(AIRFLOW_NEWEST); do \
+		venv=.scratch/venv-airflow-$$v; \
+		echo "=== apache-airflow==$$v ($$venv)"; \
+		test -x $$venv/bin/python || $(PYTHON) -m venv $$venv || exit 1; \
+		$$venv/bin/python -m pip install -q uv || exit 1; \
+		$$venv/bin/uv pip install -q -p $$venv/bin/python -e '.[test]' "apache-airflow==$$v" || exit 1; \
+		AIRFLOW_HOME=$$(mktemp -d) $$venv/bin/pytest -q -p no:cacheprovider -m "not e2e" || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) .scratch .pytest_cache .mypy_cache .ruff_cache

@@ -12,7 +12,6 @@ import json
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat import connection as compat_connection
 from airflow.providers.common.compat.connection import get_async_connection
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
@@ -23,6 +22,7 @@ from airflow_provider_conversations.hooks import (
     hook_class,
     hook_param_problem,
 )
+from airflow_provider_conversations.hooks.base import decode_extra
 from airflow_provider_conversations.window_check import check_window
 from airflow_provider_conversations.windows import Window, iso_z
 
@@ -131,7 +131,7 @@ class ConversationsTrigger(BaseTrigger):
     async def get_hook(self) -> ConversationsHook:
         """The vendor hook of ``conn_id``, built without a blocking call on the event loop."""
         conn = await get_async_connection(self.conn_id)
-        extra = await get_async_extra(conn)
+        extra = decode_extra(conn)  # plain JSON: no blocking masking call on the loop
         return await asyncio.to_thread(build_hook, conn, extra, self.hook_kwargs, self.vendor)
 
     def describe(self, hook: ConversationsHook) -> dict[str, Any]:
@@ -144,18 +144,6 @@ class ConversationsTrigger(BaseTrigger):
             "min_count": self.min_count,
             "settled": self.settled,
         }
-
-
-async def get_async_extra(conn: Any) -> dict[str, Any]:
-    """The connection's extra, decoded without blocking the loop (``extra_dejson`` is a blocking call)."""
-    helper = getattr(compat_connection, "get_async_extra_dejson", None)
-    if helper is not None:  # common-compat releases that have it
-        extra: dict[str, Any] = await helper(conn)
-        return extra
-    if hasattr(conn, "aextra_dejson"):  # Airflow 3.3.2+
-        extra = await conn.aextra_dejson()
-        return extra
-    return await asyncio.to_thread(lambda: dict(conn.extra_dejson))
 
 
 def build_hook(conn: Any, extra: Mapping[str, Any] | None, hook_kwargs: Mapping[str, Any],
