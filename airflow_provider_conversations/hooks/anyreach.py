@@ -164,6 +164,7 @@ class AnyreachHook(ConversationsHook):
     default_conn_name = "anyreach_default"
     hook_name = "Anyreach"
     vendor = "anyreach"
+    duration_field = "duration"
     default_base_url = "https://api.anyreach.ai"
     extra_fields = ("org_id",)
     time_keys = {
@@ -255,24 +256,6 @@ class AnyreachHook(ConversationsHook):
 
     def in_progress_filters(self, filters: Mapping[str, Any]) -> dict[str, Any] | None:
         return None  # four in-progress statuses, one status filter: the sensor checks every record
-
-    def normalize(self, item: Item) -> dict[str, Any]:
-        created = parse_iso(item.get("created_at"))
-        updated = parse_iso(item.get("updated_at"))
-        status = item.get("status")
-        duration = item.get("duration")
-        return {
-            "vendor": self.vendor,
-            "id": str(item.get("id")),
-            "created_at": iso_z(created) if created else None,
-            "updated_at": iso_z(updated) if updated else None,
-            "status": status,
-            "finished": status in FINISHED if status is not None else None,
-            "channel": item.get("channel"),
-            "duration_seconds": (float(duration) if isinstance(duration, int | float)
-                                 and not isinstance(duration, bool) else None),
-            "raw": item,
-        }
 
 
 def _created(item: Item) -> datetime:

@@ -40,7 +40,7 @@ from airflow_provider_conversations.exceptions import (
 from airflow_provider_conversations.filters import FilterSet, Params
 from airflow_provider_conversations.paging import Item, Paginator
 from airflow_provider_conversations.throttle import RateLimitHeaders, Throttle, parse_retry_after
-from airflow_provider_conversations.windows import Window
+from airflow_provider_conversations.windows import Window, iso_z
 
 Order = Literal["asc", "desc"]
 USER_AGENT = f"airflow-provider-conversations/{__version__} python-requests/{requests.__version__}"
@@ -303,9 +303,43 @@ class ConversationsHook(BaseHook):
         """The conversations of one response body; raise InvalidResponseError if it is not a page."""
         raise NotImplementedError
 
+    #: Field holding the conversation's duration in seconds, if the vendor has one.
+    duration_field: ClassVar[str | None] = None
+
     def normalize(self, item: Item) -> dict[str, Any]:
-        """One record shape across vendors (``output_format="normalized"``)."""
-        raise NotImplementedError
+        """One record shape across vendors (``output_format="normalized"``), from the declarations above."""
+        created = self.time_keys["created"].of(item)
+        updated_key = self.time_keys.get("updated")
+        updated = updated_key.of(item) if updated_key is not None else None
+        duration = item.get(self.duration_field) if self.duration_field else None
+        return {
+            "vendor": self.vendor,
+            "id": str(item.get(self.id_field)),
+            "created_at": iso_z(created) if created else None,
+            "updated_at": iso_z(updated) if updated else None,
+            "status": self.status_of(item),
+            "finished": self.finished_of(item),
+            "channel": self.channel_of(item),
+            "duration_seconds": float(duration) if isinstance(duration, int | float)
+            and not isinstance(duration, bool) else None,
+            "raw": item,
+        }
+
+    def status_of(self, item: Item) -> Any:
+        return item.get(self.status_field) if self.status_field else None
+
+    def finished_of(self, item: Item) -> bool | None:
+        """True/False by the vendor's own statuses; None when the status is missing or unknown."""
+        status = self.status_of(item)
+        if status in self.finished_statuses:
+            return True
+        if status in self.in_progress_statuses:
+            return False
+        return None
+
+    def channel_of(self, item: Item) -> str | None:
+        channel = item.get("channel")
+        return channel if isinstance(channel, str) else None
 
     def finished_filters(self, filters: Mapping[str, Any]) -> dict[str, Any]:
         """Server-side filters that keep only finished conversations, merged into ``filters`` by

@@ -15,7 +15,7 @@ from airflow_provider_conversations.hooks.base import (
     unix_bounds,
 )
 from airflow_provider_conversations.paging import BodyCursorPaginator, Item
-from airflow_provider_conversations.windows import Window, iso_z, parse_unix
+from airflow_provider_conversations.windows import Window, parse_unix
 
 REGIONS = {
     "global": "https://api.elevenlabs.io",
@@ -46,6 +46,7 @@ class ElevenLabsHook(ConversationsHook):
     default_conn_name = "elevenlabs_default"
     hook_name = "ElevenLabs"
     vendor = "elevenlabs"
+    duration_field = "call_duration_secs"
     extra_fields = ("region",)
     time_keys = {"created": TimeKey("created", "start_time_unix_secs", parse_unix)}
     id_field = "conversation_id"
@@ -162,23 +163,10 @@ class ElevenLabsHook(ConversationsHook):
             return None
         return {"exclude_statuses": excluded}
 
-    def normalize(self, item: Item) -> dict[str, Any]:
-        started = parse_unix(item.get("start_time_unix_secs"))
-        duration = item.get("call_duration_secs")
-        status = item.get("status")
-        return {
-            "vendor": self.vendor,
-            "id": str(item.get("conversation_id")),
-            "created_at": iso_z(started) if started else None,
-            "updated_at": None,
-            "status": status,
-            "finished": status in FINISHED,
-            # The closest thing to a channel ElevenLabs has (twilio, sip_trunk, widget, ...); often absent.
-            "channel": item.get("conversation_initiation_source"),
-            "duration_seconds": float(duration) if isinstance(duration, int | float)
-            and not isinstance(duration, bool) else None,
-            "raw": item,
-        }
+    def channel_of(self, item: Item) -> str | None:
+        # The closest thing to a channel ElevenLabs has (twilio, sip_trunk, widget, ...); often absent.
+        source = item.get("conversation_initiation_source")
+        return source if isinstance(source, str) else None
 
 
 def _as_list(value: Any) -> list[str]:

@@ -173,6 +173,8 @@ class ParrotMobHook(ConversationsHook):
     default_conn_name = "parrotmob_default"
     hook_name = "ParrotMob"
     vendor = "parrotmob"
+    # ParrotMob documents neither a channel nor a duration: used only if the API sends them.
+    duration_field = "duration"
     default_base_url = None
     extra_fields = ("account_id",)
     time_keys = {
@@ -293,21 +295,3 @@ class ParrotMobHook(ConversationsHook):
                 "drop one of them, or filter on completed, expired, cancelled or any_terminal"
             )
         return {"status": status or ANY_TERMINAL}
-
-    def normalize(self, item: Item) -> dict[str, Any]:
-        created, updated = parse_iso(item.get("inserted_at")), parse_iso(item.get("updated_at"))
-        status = item.get("status")
-        channel, duration = item.get("channel"), item.get("duration")
-        return {
-            "vendor": self.vendor,
-            "id": str(item.get("id")),
-            "created_at": iso_z(created) if created else None,
-            "updated_at": iso_z(updated) if updated else None,
-            "status": status,
-            "finished": True if status in FINISHED else False if status in IN_PROGRESS else None,
-            # ParrotMob documents neither a channel nor a duration: used only if the API sends them.
-            "channel": channel if isinstance(channel, str) else None,
-            "duration_seconds": float(duration) if isinstance(duration, int | float) and not isinstance(
-                duration, bool) else None,
-            "raw": item,
-        }

@@ -46,6 +46,7 @@ class PolyAIHook(ConversationsHook):
     default_conn_name = "polyai_default"
     hook_name = "PolyAI"
     vendor = "polyai"
+    duration_field = "total_duration"
     extra_fields = ("region", "account_id", "project_id", "client_env", "api_version")
     time_keys = {"created": TimeKey("created", "started_at", parse_iso)}
     id_field = "id"
@@ -162,20 +163,11 @@ class PolyAIHook(ConversationsHook):
     def is_in_progress(self, item: Item) -> bool:
         return item.get("in_progress") is True
 
-    def normalize(self, item: Item) -> dict[str, Any]:
-        started = parse_iso(item.get("started_at"))
-        duration = item.get("total_duration")
-        return {
-            "vendor": self.vendor,
-            "id": str(item.get("id")),
-            "created_at": iso_z(started) if started else None,
-            "updated_at": None,
-            "status": "in_progress" if item.get("in_progress") else "finished",
-            "finished": not item.get("in_progress") if "in_progress" in item else None,
-            "channel": item.get("channel"),
-            "duration_seconds": float(duration) if isinstance(duration, int | float) else None,
-            "raw": item,
-        }
+    def status_of(self, item: Item) -> Any:
+        return "in_progress" if item.get("in_progress") else "finished"
+
+    def finished_of(self, item: Item) -> bool | None:
+        return not item["in_progress"] if isinstance(item.get("in_progress"), bool) else None
 
 
 def _next_offset(body: Any) -> int | None:

@@ -46,6 +46,7 @@ class ReplyfulHook(ConversationsHook):
     default_conn_name = "replyful_default"
     hook_name = "Replyful"
     vendor = "replyful"
+    duration_field = None  # threads, not calls: Replyful has no duration
     default_base_url = "https://api.replyful.com"
     time_keys = {
         "created": TimeKey("created", "createdAt", parse_iso),
@@ -153,23 +154,9 @@ class ReplyfulHook(ConversationsHook):
             return None  # only finished statuses selected: nothing in the window can be in progress
         return {"status": _narrow(filters, IN_PROGRESS, "in progress", "looking for in-progress conversations")}
 
-    def normalize(self, item: Item) -> dict[str, Any]:
-        created = parse_iso(item.get("createdAt"))
-        updated = parse_iso(item.get("updatedAt"))
-        status = item.get("status")
+    def channel_of(self, item: Item) -> str | None:
         channel = item.get("channel")
-        return {
-            "vendor": self.vendor,
-            "id": str(item.get("id")),
-            "created_at": iso_z(created) if created else None,
-            "updated_at": iso_z(updated) if updated else None,
-            "status": status,
-            "finished": status in FINISHED if isinstance(status, str) else None,
-            "channel": (channel.get("type") or channel.get("name")) if isinstance(channel, dict) else None,
-            # Replyful conversations are threads, not calls: the API has no duration.
-            "duration_seconds": None,
-            "raw": item,
-        }
+        return (channel.get("type") or channel.get("name")) if isinstance(channel, dict) else None
 
 
 def _narrow(filters: Mapping[str, Any], statuses: tuple[str, ...], kind: str, purpose: str) -> list[str]:
