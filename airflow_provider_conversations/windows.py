@@ -76,17 +76,22 @@ def iso_z(ts: datetime, *, timespec: str = "auto") -> str:
 
 
 def parse_iso(value: Any) -> datetime | None:
-    """Parse a vendor ISO 8601 timestamp to aware UTC; ``None`` for missing or unparsable values."""
-    if not isinstance(value, str) or not value:
+    """Parse a vendor ISO 8601 timestamp to an aware datetime; ``None`` for missing or unparsable values.
+
+    Runs once per conversation, so it stays lean: an aware result keeps the vendor's offset (comparisons and
+    equality of aware datetimes are by instant), and only output formatting (``iso_z``) converts to UTC.
+    """
+    if value.__class__ is not str:
         return None
     try:
-        ts = datetime.fromisoformat(value)
+        ts = _fromisoformat(value)
     except ValueError:
         return None
-    if ts.tzinfo is None:
-        # Vendors document UTC; a timestamp without an offset is UTC, not local time.
-        return ts.replace(tzinfo=UTC)
-    return ts.astimezone(UTC) if ts.utcoffset() else ts
+    # Vendors document UTC; a timestamp without an offset is UTC, not local time.
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+
+
+_fromisoformat = datetime.fromisoformat
 
 
 def parse_unix(value: Any) -> datetime | None:

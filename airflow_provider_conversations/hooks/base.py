@@ -740,16 +740,18 @@ class ConversationsHook(BaseHook):
             number += 1
             kept: list[Item] = []
             duplicates = 0
+            # The per-conversation hot path: locals instead of attribute lookups.
+            field, parse, lo, hi, first_time = key.field, key.parse, window.start, window.end, dedup.first_time
             for item in items:
-                ts = key.of(item)
+                ts = parse(item.get(field))
                 if ts is None:
                     raise InvalidResponseError(
                         f"{self.hook_name} returned a conversation ({id_field}={item.get(id_field)!r}) without a "
                         f"valid {key.field!r}: {item.get(key.field)!r}",
                         vendor=self.vendor,
                     )
-                if window.start <= ts < window.end:
-                    if dedup.first_time(str(item.get(id_field)), ts):
+                if lo <= ts < hi:
+                    if first_time(str(item.get(id_field)), ts):
                         kept.append(item)
                     else:
                         duplicates += 1
