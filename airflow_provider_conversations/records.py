@@ -104,6 +104,8 @@ class RecordShaper:
         self.skipped_unfinished = 0
 
     def shape(self, items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        if self.output_format == "raw" and not self.paths and not self.finished_only:
+            return list(items)  # nothing to change: skip the per-record calls (the export hot path)
         out: list[dict[str, Any]] = []
         for item in items:
             if self.finished_only and not self.hook.is_finished(item):
