@@ -36,13 +36,13 @@ from airflow_provider_conversations.testing.server import VendorSimulator
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "dags_examples"
-#: vendor -> (example DAG id, time key the example exports by, id field)
-VENDOR_DAGS: dict[str, tuple[str, str, str]] = {
-    "polyai": ("conversations_polyai_hourly", "created", "id"),
-    "elevenlabs": ("conversations_elevenlabs_hourly", "created", "conversation_id"),
-    "anyreach": ("conversations_anyreach_hourly", "created", "id"),
-    "parrotmob": ("conversations_parrotmob_hourly", "created", "id"),
-    "replyful": ("conversations_replyful_hourly", "updated", "id"),
+#: vendor -> (example DAG id, time key the example exports by)
+VENDOR_DAGS: dict[str, tuple[str, str]] = {
+    "polyai": ("conversations_polyai_hourly", "created"),
+    "elevenlabs": ("conversations_elevenlabs_hourly", "created"),
+    "anyreach": ("conversations_anyreach_hourly", "created"),
+    "parrotmob": ("conversations_parrotmob_hourly", "created"),
+    "replyful": ("conversations_replyful_hourly", "updated"),
 }
 DEMO_TOKEN = {"replyful": "rfl_test_demo_0123456789"}
 
@@ -116,6 +116,8 @@ class Row:
     pages: int
     seconds: float
     uri: str
+    #: Field holding the conversation id in the exported records (``id`` once normalized).
+    id_field: str
 
 
 def _read_ids(uri: str, id_field: str) -> list[str]:
@@ -133,8 +135,11 @@ def run_demo(home: Path, conversations: int, intervals: int, first: datetime) ->
     with simulators(conversations) as sims:
         os.environ.update(airflow_env(home / "airflow-home", output))
         os.environ.update(connection_env(sims))
+        # Airflow reads its configuration when first imported: only now that AIRFLOW_HOME is set.
         from airflow.dag_processing.dagbag import DagBag
         from airflow.utils import db
+
+        from airflow_provider_conversations.hooks import hook_class
 
         print(f"Scratch Airflow home {home / 'airflow-home'} (SQLite); exports to {output}", flush=True)
         db.initdb()
@@ -144,8 +149,9 @@ def run_demo(home: Path, conversations: int, intervals: int, first: datetime) ->
             return 1
         rows: list[Row] = []
         ends = [first + timedelta(hours=h + 1) for h in range(intervals)]
-        for vendor, (dag_id, _time_key, _id_field) in VENDOR_DAGS.items():
+        for vendor, (dag_id, _time_key) in VENDOR_DAGS.items():
             dag = bag.dags[dag_id]
+            raw_id = hook_class(vendor).id_field
             for logical in ends:
                 run = dag.test(logical_date=logical)
                 if run.state != "success":
@@ -154,7 +160,8 @@ def run_demo(home: Path, conversations: int, intervals: int, first: datetime) ->
                 manifest = run.get_task_instance("export").xcom_pull(task_ids="export")
                 rows.append(Row(vendor, datetime.fromisoformat(manifest["start"].replace("Z", "+00:00")),
                                 datetime.fromisoformat(manifest["end"].replace("Z", "+00:00")),
-                                manifest["count"], manifest["pages"], manifest["seconds"], manifest["uri"]))
+                                manifest["count"], manifest["pages"], manifest["seconds"], manifest["uri"],
+                                "id" if manifest["output_format"] == "normalized" else raw_id))
         others = ["conversations_all_vendors_hourly", "conversations_fanout_subwindows", "conversations_xcom_report"]
         other_states = {dag_id: bag.dags[dag_id].test(logical_date=ends[-1]).state for dag_id in others}
 
@@ -166,11 +173,11 @@ def run_demo(home: Path, conversations: int, intervals: int, first: datetime) ->
                   f"{r.uri.removeprefix(output.as_uri() + '/')}")
         print()
         ok = True
-        for vendor, (_dag_id, time_key, id_field) in VENDOR_DAGS.items():
+        for vendor, (_dag_id, time_key) in VENDOR_DAGS.items():
             mine = [r for r in rows if r.vendor == vendor]
             exported: list[str] = []
             for r in mine:
-                exported.extend(_read_ids(r.uri, id_field))
+                exported.extend(_read_ids(r.uri, r.id_field))
             truth = sims[vendor].ground_truth(ends[0] - timedelta(hours=1), ends[-1], time_key=time_key)
             exact = sorted(exported) == sorted(truth) and sum(r.count for r in mine) == len(truth)
             ok &= exact
