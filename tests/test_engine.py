@@ -15,7 +15,12 @@ from typing import Any
 import pendulum
 import pytest
 
-from airflow_provider_conversations.exceptions import ConfigurationError, InvalidFilterError, RetriesExhaustedError
+from airflow_provider_conversations.exceptions import (
+    ConfigurationError,
+    InvalidFilterError,
+    RetriesExhaustedError,
+    VendorAPIError,
+)
 from airflow_provider_conversations.filters import Filter, FilterSet, validate_filters
 from airflow_provider_conversations.hooks.base import ConnectionSettings, ConversationsHook, Dedup, TimeKey, Walk
 from airflow_provider_conversations.paging import BodyCursorPaginator, Item
@@ -387,3 +392,50 @@ def test_missing_connection_names_it_and_how_to_create_it(requests_mock):
 def test_hook_settings_are_validated_at_construction(kwargs, message):
     with pytest.raises(ConfigurationError, match=re.escape(message)):
         AcmeHook(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------------- redirects
+
+class AcmeKeyHook(AcmeHook):
+    """Acme with an API-key header, like PolyAI (x-api-key) and ElevenLabs (xi-api-key)."""
+
+    def auth_headers(self, settings: ConnectionSettings) -> dict[str, str]:
+        return {"x-api-key": settings.secret}
+
+
+def test_a_redirect_to_another_host_is_refused_and_the_key_never_follows(acme, requests_mock):
+    requests_mock.get(URL, status_code=302, headers={"Location": "https://elsewhere.test/v1/conversations?limit=10"})
+    elsewhere = requests_mock.get("https://elsewhere.test/v1/conversations", json={"data": [], "next": None})
+    with pytest.raises(VendorAPIError) as err:
+        list(AcmeKeyHook().iter_conversations(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)))
+    assert str(err.value) == (
+        "Acme answered HTTP 302 redirecting to https://elsewhere.test/v1/conversations (connection 'acme_default'); "
+        "redirects to another host are not followed, so the API key is never sent there: set the connection's Host "
+        "to the base URL the vendor redirects to"
+    )
+    assert not elsewhere.called
+    assert requests_mock.call_count == 1
+
+
+def test_a_redirect_within_the_host_or_to_https_is_followed_with_the_key(acme, requests_mock, set_connection):
+    set_connection("acme_default", {"conn_type": "acme", "host": "http://acme.test", "password": "tok-123456"})
+    requests_mock.get("http://acme.test/v1/conversations", status_code=301,
+                      headers={"Location": "https://acme.test/v2/conversations?limit=10"})
+    requests_mock.get("https://acme.test/v2/conversations", status_code=307, headers={"Location": "/v3/conversations"})
+    final = requests_mock.get("https://acme.test/v3/conversations",
+                              json={"data": [{"id": "1", "created_at": "2026-01-01T00:00:00Z"}], "next": None})
+    got = list(AcmeKeyHook().iter_conversations(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)))
+    assert [c["id"] for c in got] == ["1"]
+    assert final.last_request.headers["x-api-key"] == "tok-123456"
+    assert [r.url for r in requests_mock.request_history] == [
+        "http://acme.test/v1/conversations?limit=10", "https://acme.test/v2/conversations?limit=10",
+        "https://acme.test/v3/conversations",
+    ]
+
+
+def test_a_redirect_loop_fails_after_a_bounded_number_of_requests(acme, requests_mock):
+    requests_mock.get(URL, status_code=302, headers={"Location": URL})
+    message = r"^Acme redirected more than 5 times in a row \(connection 'acme_default'\)$"
+    with pytest.raises(VendorAPIError, match=message):
+        list(AcmeKeyHook().iter_conversations(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)))
+    assert requests_mock.call_count == 6

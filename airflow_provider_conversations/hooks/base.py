@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import orjson
 import requests
@@ -47,6 +47,8 @@ USER_AGENT = f"airflow-provider-conversations/{__version__} python-requests/{req
 _BACKOFF = "back-off after HTTP 429"
 #: Sub-windows per worker with max_parallel: more parts than threads evens out uneven data.
 PARTS_PER_WORKER = 4
+#: Redirects followed within the API's host (e.g. http to https) before giving up.
+MAX_REDIRECTS = 5
 
 
 @dataclass(frozen=True)
@@ -549,7 +551,7 @@ class ConversationsHook(BaseHook):
         self.throttle.wait_turn()
         self.stats.add(requests=1)
         try:
-            response = self.session.get(url, params=params, timeout=self.timeout)
+            response = self._send(url, params)
             content = response.content
         except requests.Timeout as exc:
             raise _Retryable(f"timeout ({type(exc).__name__}) after {self.timeout} s") from None
@@ -587,6 +589,37 @@ class ConversationsHook(BaseHook):
                 f"HTTP {status} with a body that is not valid JSON ({len(content)} bytes, starts {snippet!r})",
                 status=status,
             ) from None
+
+    def _send(self, url: str, params: Params) -> requests.Response:
+        """One GET, following redirects only within the API's own host.
+
+        ``Session.get`` would merge the session's settings into every request (a measurable share of a fast page
+        loop: they are fixed when the session is created) and follow a redirect to any host with the vendor's
+        API-key header, which requests strips only when it is ``Authorization``.
+        """
+        session = self.session
+        request = requests.PreparedRequest()
+        request.prepare(method="GET", url=url, params=params, headers=session.headers)
+        for _ in range(MAX_REDIRECTS + 1):
+            response = session.send(request, allow_redirects=False, timeout=self.timeout, proxies=session.proxies)
+            if not response.is_redirect:
+                return response
+            target = urljoin(request.url or url, response.headers["location"])
+            response.close()
+            if not _same_host(request.url or url, target):
+                raise VendorAPIError(
+                    f"{self.hook_name} answered HTTP {response.status_code} redirecting to "
+                    f"{urlsplit(target)._replace(query='', fragment='').geturl()} (connection {self.conn_id!r}); "
+                    "redirects to another host are not followed, so the API key is never sent there: set the "
+                    "connection's Host to the base URL the vendor redirects to",
+                    vendor=self.vendor, status=response.status_code,
+                )
+            request = request.copy()
+            request.prepare_url(target, None)
+        raise VendorAPIError(
+            f"{self.hook_name} redirected more than {MAX_REDIRECTS} times in a row (connection {self.conn_id!r})",
+            vendor=self.vendor, status=response.status_code,
+        )
 
     def _wait(self, retry_state: tenacity.RetryCallState) -> float:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
@@ -843,6 +876,14 @@ def widen(window: Window, margin: timedelta) -> tuple[datetime, datetime]:
 def unix_bounds(window: Window) -> tuple[int, int]:
     """Whole-second bounds that contain ``[start, end)`` whether the vendor treats them as inclusive or not."""
     return math.floor(window.start.timestamp()) - 1, math.ceil(window.end.timestamp()) + 1
+
+
+def _same_host(url: str, target: str) -> bool:
+    """Same host and port, or the same host upgraded from http to https (never a downgrade)."""
+    a, b = urlsplit(url), urlsplit(target)
+    if a.scheme == b.scheme:
+        return a.netloc.lower() == b.netloc.lower()
+    return a.scheme == "http" and b.scheme == "https" and a.hostname == b.hostname
 
 
 def _fingerprint(params: Params) -> tuple[Any, ...]:
