@@ -604,9 +604,10 @@ class ConversationsHook(BaseHook):
             response = session.send(request, allow_redirects=False, timeout=self.timeout, proxies=session.proxies)
             if not response.is_redirect:
                 return response
-            target = urljoin(request.url or url, response.headers["location"])
+            current = request.url or url  # (always set once prepared; typed optional by requests)
+            target = urljoin(current, response.headers["location"])
             response.close()
-            if not _same_host(request.url or url, target):
+            if not _same_host(current, target):
                 raise VendorAPIError(
                     f"{self.hook_name} answered HTTP {response.status_code} redirecting to "
                     f"{urlsplit(target)._replace(query='', fragment='').geturl()} (connection {self.conn_id!r}); "
