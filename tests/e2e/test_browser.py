@@ -72,7 +72,8 @@ def test_a_successful_run_in_the_grid_and_its_progress_log(airflow, page):
 
     page.goto(f"{airflow.url}/dags/{dag_id}/runs/{run_id}")
     page.get_by_text(run_id).first.wait_for()
-    assert page.get_by_text("Success").first.is_visible()
+    # The grid fills in after the run id shows: wait for the state rather than read it at once (a race otherwise).
+    page.get_by_text("Success").first.wait_for(state="visible")
     page.get_by_role("link", name="export").first.wait_for()
     page.screenshot(path=str(SHOTS / "run-success.png"))
 
