@@ -1,22 +1,23 @@
 """Declarative filter tables: each vendor lists what it accepts, validation happens before any request.
 
-A vendor hook declares a :class:`FilterSet`; :func:`validate_filters` is the same check the operators run
-at DAG parse time, so a typo in a filter name breaks the DAG import instead of a 3 a.m. run.
+A vendor hook declares a :class:`FilterSet`; the operators run the same check when the DAG is parsed (see
+``hooks.registry.validate_filters``), so a typo in a filter name breaks the DAG import instead of a 3 a.m. run.
+A filter's quirks are declared on it: a deprecation the vendor announced, a value rewritten into the form the
+vendor documents.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from airflow_provider_conversations.exceptions import InvalidFilterError
+from airflow_provider_conversations.transport.session import Params
 
 Kind = Literal["str", "int", "bool", "enum", "json"]
-#: Query parameters in the form ``requests`` accepts: repeated parameters are lists.
-Params = dict[str, str | list[str]]
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,10 @@ class Filter:
     #: A deprecated spelling accepted for compatibility; its value is sent under ``alias_of``.
     alias_of: str | None = None
     description: str = ""
+    #: Logged (once per validation) when the filter is used: the vendor deprecated it but still accepts it.
+    deprecated: str = ""
+    #: Rewrites each valid value into the form the vendor documents (applied when validating).
+    normalize: Callable[[Any], Any] | None = None
 
     def allowed(self) -> str:
         if self.kind == "enum":
@@ -105,7 +110,10 @@ class FilterSet:
                 raise InvalidFilterError(
                     f"{self.vendor} filter {name!r} is a deprecated alias of {target!r}; pass only one of them"
                 )
-            out[target] = _coerce(self.vendor, spec, value)
+            value = _coerce(self.vendor, spec, value)
+            if spec.normalize is not None:
+                value = [spec.normalize(v) for v in value] if spec.repeatable else spec.normalize(value)
+            out[target] = value
         for a, b in self.exclusive:
             if a in out and b in out:
                 raise InvalidFilterError(
@@ -118,6 +126,10 @@ class FilterSet:
                     "the range would be empty"
                 )
         return out
+
+    def deprecations(self, validated: Mapping[str, Any]) -> list[str]:
+        """The warnings of the deprecated filters among ``validated`` (for the caller to log)."""
+        return [f.deprecated for f in self.filters if f.deprecated and f.name in validated]
 
     def to_params(self, validated: Mapping[str, Any]) -> Params:
         """Render validated values as query parameters (repeatable ones as repeated parameters)."""
@@ -196,15 +208,3 @@ def _coerce_one(vendor: str, spec: Filter, value: Any) -> Any:
     if spec.pattern and not re.fullmatch(spec.pattern, value):
         raise _bad(vendor, spec, value)
     return value
-
-
-def validate_filters(conn_type_or_hook: str | type, filters: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Validate ``filters`` for a vendor (a connection type such as ``"polyai"``, or a hook class).
-
-    Operators call this when the DAG is parsed; it imports only the vendor's hook module and sends nothing.
-    """
-    from airflow_provider_conversations.hooks import hook_class
-
-    cls = hook_class(conn_type_or_hook) if isinstance(conn_type_or_hook, str) else conn_type_or_hook
-    filter_set: FilterSet = getattr(cls, "filter_set")  # noqa: B009  (any hook class, typed loosely)
-    return filter_set.validate(filters)

@@ -19,6 +19,7 @@ from airflow_provider_conversations.exceptions import (
     VendorAPIError,
 )
 from airflow_provider_conversations.hooks.anyreach import FIELDS, AnyreachHook
+from airflow_provider_conversations.output.records import normalize
 
 BASE = "https://anyreach.test"
 URL = f"{BASE}/core/conversations"
@@ -502,15 +503,15 @@ def test_finished_and_in_progress_filters(anyreach):
 def test_normalize_needs_no_sensitive_field(anyreach):
     item = {"id": "cnv_1", "created_at": "2026-11-20T10:00:00.5Z", "updated_at": "2026-11-20T10:05:00Z",
             "status": "transferred", "channel": "telephone", "duration": 42, "direction": "inbound"}
-    assert fast().normalize(item) == {
+    assert normalize(fast(), item) == {
         "vendor": "anyreach", "id": "cnv_1", "created_at": "2026-11-20T10:00:00.500000Z",
         "updated_at": "2026-11-20T10:05:00Z", "status": "transferred", "finished": True, "channel": "telephone",
         "duration_seconds": 42.0, "raw": item,
     }
-    bare = fast().normalize({"id": "cnv_2", "created_at": "2026-11-20T10:00:00Z", "status": "ringing",
+    bare = normalize(fast(), {"id": "cnv_2", "created_at": "2026-11-20T10:00:00Z", "status": "ringing",
                              "duration": None})
     assert (bare["finished"], bare["duration_seconds"], bare["updated_at"]) == (False, None, None)
-    assert fast().normalize({"id": "cnv_3", "created_at": "2026-11-20T10:00:00Z"})["finished"] is None
+    assert normalize(fast(), {"id": "cnv_3", "created_at": "2026-11-20T10:00:00Z"})["finished"] is None
 
 
 def test_test_connection_reports_without_raising(anyreach, requests_mock):

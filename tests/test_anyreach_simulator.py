@@ -24,6 +24,7 @@ from airflow_provider_conversations.exceptions import (
     VendorAPIError,
 )
 from airflow_provider_conversations.hooks.anyreach import AnyreachHook
+from airflow_provider_conversations.output.records import normalize
 from airflow_provider_conversations.testing.anyreach import AnyreachSimulator, tie_group
 from airflow_provider_conversations.testing.dataset import DEFAULT_START
 from airflow_provider_conversations.testing.server import Faults
@@ -231,7 +232,7 @@ def test_fields_projection_and_reduced_scope(sim, set_connection):
     full = list(hook.iter_conversations(DEFAULT_START, DAYS3))
     assert len(full) == len(slim) == 300
     assert not any("summary" in c or "recording_details" in c for c in full)
-    assert all(hook.normalize(c)["finished"] is not None for c in full)
+    assert all(normalize(hook, c)["finished"] is not None for c in full)
 
 
 def test_in_progress_and_finish_all(sim, set_connection):

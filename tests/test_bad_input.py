@@ -28,8 +28,8 @@ from airflow_provider_conversations.operators.conversations import (
     ConversationsOperator,
     ConversationsToObjectStorageOperator,
 )
+from airflow_provider_conversations.output.storage import DestinationError
 from airflow_provider_conversations.sensors.conversations import ConversationsSensor
-from airflow_provider_conversations.storage import DestinationError
 
 H0 = datetime(2026, 11, 17, tzinfo=UTC)
 H1 = H0 + timedelta(hours=1)

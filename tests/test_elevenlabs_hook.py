@@ -18,6 +18,7 @@ from airflow_provider_conversations.exceptions import (
     VendorAPIError,
 )
 from airflow_provider_conversations.hooks.elevenlabs import ElevenLabsHook
+from airflow_provider_conversations.output.records import normalize
 
 BASE = "https://elevenlabs.test"
 URL = f"{BASE}/v1/convai/conversations"
@@ -477,17 +478,17 @@ def test_status_classification(status, finished, in_progress):
     hook = ElevenLabsHook()
     item = conv(1, T0, status)
     assert (hook.is_finished(item), hook.is_in_progress(item)) == (finished, in_progress)
-    assert hook.normalize(item)["finished"] is finished
+    assert normalize(hook, item)["finished"] is finished
 
 
 def test_normalize():
     item = conv(1, T0 + 5, "done", call_duration_secs=42, conversation_initiation_source="twilio")
-    assert ElevenLabsHook().normalize(item) == {
+    assert normalize(ElevenLabsHook(), item) == {
         "vendor": "elevenlabs", "id": "c1", "created_at": "2026-11-20T10:00:05Z", "updated_at": None,
         "status": "done", "finished": True, "channel": "twilio", "duration_seconds": 42.0, "raw": item,
     }
     live = {"conversation_id": "c2", "start_time_unix_secs": T0, "status": "in-progress"}
-    assert ElevenLabsHook().normalize(live) == {
+    assert normalize(ElevenLabsHook(), live) == {
         "vendor": "elevenlabs", "id": "c2", "created_at": "2026-11-20T10:00:00Z", "updated_at": None,
         "status": "in-progress", "finished": False, "channel": None, "duration_seconds": None, "raw": live,
     }

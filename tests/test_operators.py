@@ -23,7 +23,7 @@ from airflow_provider_conversations.operators.conversations import (
     ConversationsToObjectStorageOperator,
     TooManyConversationsError,
 )
-from airflow_provider_conversations.records import NORMALIZED_FIELDS, drop_path
+from airflow_provider_conversations.output.records import NORMALIZED_FIELDS, drop_path
 from airflow_provider_conversations.testing import Faults
 from airflow_provider_conversations.testing.dataset import DEFAULT_START
 

@@ -15,6 +15,7 @@ from airflow_provider_conversations.exceptions import (
     VendorAPIError,
 )
 from airflow_provider_conversations.hooks.parrotmob import ParrotMobHook
+from airflow_provider_conversations.output.records import normalize
 
 BASE = "https://macaw.test"
 URL = f"{BASE}/accounts/me/conversations"
@@ -392,12 +393,12 @@ def test_finished_and_in_progress_filters(parrotmob):
 def test_normalize(parrotmob):
     item = {"id": "c1", "status": "running", "inserted_at": "2026-11-20T10:00:00.5+00:00",
             "updated_at": "2026-11-20T10:05:00Z", "support_required": True}
-    assert fast().normalize(item) == {
+    assert normalize(fast(), item) == {
         "vendor": "parrotmob", "id": "c1", "created_at": "2026-11-20T10:00:00.500000Z",
         "updated_at": "2026-11-20T10:05:00Z", "status": "running", "finished": False, "channel": None,
         "duration_seconds": None, "raw": item,
     }
-    other = fast().normalize({"id": 7, "status": "expired", "inserted_at": "2026-11-20T10:00:00Z",
+    other = normalize(fast(), {"id": 7, "status": "expired", "inserted_at": "2026-11-20T10:00:00Z",
                               "updated_at": None, "channel": "sms", "duration": 42})
     assert (other["id"], other["finished"], other["updated_at"], other["channel"], other["duration_seconds"]) == (
         "7", True, None, "sms", 42.0)

@@ -15,6 +15,7 @@ from airflow_provider_conversations.exceptions import (
     VendorAPIError,
 )
 from airflow_provider_conversations.hooks.polyai import PolyAIHook
+from airflow_provider_conversations.output.records import normalize
 
 BASE = "https://polyai.test"
 V3 = f"{BASE}/v3/acct/proj/conversations"
@@ -282,7 +283,7 @@ def test_test_connection_reports_without_raising(polyai, requests_mock):
 
 
 def test_normalize(polyai):
-    record = fast().normalize({"id": "c1", "started_at": "2026-11-20T10:00:00.5+00:00", "in_progress": False,
+    record = normalize(fast(), {"id": "c1", "started_at": "2026-11-20T10:00:00.5+00:00", "in_progress": False,
                                "channel": "voice", "total_duration": 42})
     assert record == {
         "vendor": "polyai", "id": "c1", "created_at": "2026-11-20T10:00:00.500000Z", "updated_at": None,

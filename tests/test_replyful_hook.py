@@ -17,6 +17,7 @@ from airflow_provider_conversations.exceptions import (
     VendorAPIError,
 )
 from airflow_provider_conversations.hooks.replyful import ReplyfulHook
+from airflow_provider_conversations.output.records import normalize
 
 BASE = "https://replyful.test"
 URL = f"{BASE}/v1/conversations"
@@ -511,18 +512,18 @@ def test_every_status_is_either_finished_or_in_progress(replyful, status, finish
     hook = fast()
     item = conv(1, "2026-11-20T10:00:00.000Z", status=status)
     assert (hook.is_finished(item), hook.is_in_progress(item)) == (finished, in_progress)
-    assert hook.normalize(item)["finished"] is finished
+    assert normalize(hook, item)["finished"] is finished
 
 
 def test_normalize(replyful):
     item = {"id": "conv_2Xb", "object": "conversation", "status": "needs_follow_up", "supportLevel": "human",
             "channel": {"id": "ch_9", "name": "Support email", "type": "email"},
             "createdAt": "2026-11-20T10:00:00.500Z", "updatedAt": "2026-11-20T10:05:00.000Z", "waitingSince": None}
-    assert fast().normalize(item) == {
+    assert normalize(fast(), item) == {
         "vendor": "replyful", "id": "conv_2Xb", "created_at": "2026-11-20T10:00:00.500000Z",
         "updated_at": "2026-11-20T10:05:00Z", "status": "needs_follow_up", "finished": False, "channel": "email",
         "duration_seconds": None, "raw": item,
     }
-    assert fast().normalize({"id": "conv_1", "channel": {"name": "Website chat"}})["channel"] == "Website chat"
-    bare = fast().normalize({"id": "conv_1"})
+    assert normalize(fast(), {"id": "conv_1", "channel": {"name": "Website chat"}})["channel"] == "Website chat"
+    bare = normalize(fast(), {"id": "conv_1"})
     assert (bare["created_at"], bare["status"], bare["finished"], bare["channel"]) == (None, None, None, None)

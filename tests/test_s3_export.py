@@ -20,7 +20,7 @@ import pytest
 from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_conversations.operators.conversations import ConversationsToObjectStorageOperator
-from airflow_provider_conversations.storage import JsonLinesWriter
+from airflow_provider_conversations.output.storage import JsonLinesWriter
 from airflow_provider_conversations.testing import Faults
 from airflow_provider_conversations.testing.dataset import DEFAULT_START
 from airflow_provider_conversations.windows import iso_z

@@ -156,7 +156,6 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
         return session
 
     monkeypatch.setattr(ConversationsHook, "get_conn", get_conn_and_record)
-    monkeypatch.setattr(ConversationsHook, "session", property(get_conn_and_record))
     monkeypatch.setattr(ConversationsTrigger, "serialize", serialize_and_record)
     monkeypatch.setattr(ConversationsTrigger, "run", run_and_record)
     return rec

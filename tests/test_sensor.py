@@ -11,8 +11,8 @@ import pytest
 from airflow_provider_conversations.exceptions import ConfigurationError, InvalidFilterError
 from airflow_provider_conversations.hooks import hook_for_connection
 from airflow_provider_conversations.sensors.conversations import ConversationsSensor
+from airflow_provider_conversations.tasks.window_check import check_window
 from airflow_provider_conversations.testing.dataset import DEFAULT_START, Conversation
-from airflow_provider_conversations.window_check import check_window
 from airflow_provider_conversations.windows import Window
 
 VENDORS = ("polyai", "elevenlabs", "anyreach", "replyful", "parrotmob")
@@ -370,8 +370,8 @@ def test_settled_with_a_finished_only_status_filter_is_settled(sim, set_connecti
     from datetime import timedelta
 
     from airflow_provider_conversations.hooks.replyful import ReplyfulHook
+    from airflow_provider_conversations.tasks.window_check import check_window
     from airflow_provider_conversations.testing.dataset import DEFAULT_START
-    from airflow_provider_conversations.window_check import check_window
     from airflow_provider_conversations.windows import Window
 
     s = sim("replyful", conversations=300, seed=1)

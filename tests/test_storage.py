@@ -18,9 +18,9 @@ import orjson
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_conversations import storage
 from airflow_provider_conversations.exceptions import ConfigurationError
-from airflow_provider_conversations.storage import JsonLinesWriter, atomic_target, object_uri
+from airflow_provider_conversations.output import storage
+from airflow_provider_conversations.output.storage import JsonLinesWriter, atomic_target, object_uri
 
 NAME = "conversations.jsonl.gz"
 
@@ -150,7 +150,7 @@ def test_failing_commit_discards_the_temp_file_and_keeps_the_old_object(tmp_path
     def broken_replace(src: str, dst: str) -> None:
         raise OSError("disk on fire")
 
-    monkeypatch.setattr("airflow_provider_conversations.storage.os.replace", broken_replace)
+    monkeypatch.setattr("airflow_provider_conversations.output.storage.os.replace", broken_replace)
     with pytest.raises(OSError, match="disk on fire"):
         write(path, 20)
     assert (tmp_path / NAME).read_bytes() == before
@@ -197,7 +197,7 @@ def test_killed_writer_leaves_previous_object_and_the_next_run_cleans_up(tmp_pat
     script = textwrap.dedent(f"""
         import time
         from types import SimpleNamespace
-        from airflow_provider_conversations.storage import JsonLinesWriter
+        from airflow_provider_conversations.output.storage import JsonLinesWriter
         with JsonLinesWriter(SimpleNamespace(protocol="file", path={path.path!r})) as out:
             out.write_records([{{"id": i, "pad": "x" * 300}} for i in range(20000)])
             print("writing", flush=True)

@@ -208,7 +208,7 @@ async def test_an_error_event_never_carries_the_key_even_if_an_exception_does(si
     def leaky(hook: Any, *args: Any, **kwargs: Any) -> Any:
         raise RuntimeError(f"something printed the key {hook.settings.secret} by mistake")
 
-    monkeypatch.setattr(module, "check_window", leaky)
+    monkeypatch.setattr(module, "check_plan", leaky)
     event = await first_event(trigger(window=HOUR))
     assert event.payload["message"] == "RuntimeError: something printed the key *** by mistake"
     assert s.token not in json.dumps(event.payload)

@@ -14,15 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from airflow_provider_conversations.exceptions import (
-    ConfigurationError,
-    InvalidFilterError,
-    InvalidResponseError,
-    PaginationError,
-)
-from airflow_provider_conversations.filters import Filter, FilterSet, Params
-from airflow_provider_conversations.hooks.base import ConnectionSettings, ConversationsHook, TimeKey, Walk
-from airflow_provider_conversations.paging import Item, Paginator
+from airflow_provider_conversations.engine.paginators import Answer, Item, Paginator, Request
+from airflow_provider_conversations.exceptions import ConfigurationError, InvalidResponseError, PaginationError
+from airflow_provider_conversations.filters import Filter, FilterSet
+from airflow_provider_conversations.hooks.base import ConnectionSettings, ConversationsHook, Paging, TimeKey
+from airflow_provider_conversations.transport.errors import detail_text, envelope, validation_errors
+from airflow_provider_conversations.transport.session import Params
 from airflow_provider_conversations.windows import Window, iso_z, parse_iso
 
 MAX_LIMIT = 1000
@@ -42,6 +39,13 @@ FIELDS = (
 #: ``updated`` time key ``updated_at``.
 ALWAYS_REQUESTED = ("id", "created_at", "updated_at")
 _FIELD = "(?:" + "|".join(FIELDS) + ")"
+
+
+def _with_required_fields(fields: str) -> str:
+    """A ``fields`` projection plus what paging and de-duplication need (``ALWAYS_REQUESTED``)."""
+    wanted = [f.strip() for f in fields.split(",")]
+    return ",".join(dict.fromkeys([*wanted, *ALWAYS_REQUESTED]))
+
 
 Comparison = Literal["strict", "inclusive"]
 
@@ -75,6 +79,8 @@ class TieSafeCursorPaginator(Paginator):
     max_limit: int = MAX_LIMIT
     #: The server's cursor comparison, once learnt (a walk starts not knowing it).
     comparison: Comparison | None = None
+    #: The ``limit`` of the request in flight.
+    limit: int = field(default=0, init=False)
     #: A strict cursor has been seen to return the conversations at ``T`` (so their absence later means
     #: they were deleted meanwhile, not that the cursor skips them).
     _strict_verified: bool = field(default=False, repr=False)
@@ -83,7 +89,12 @@ class TieSafeCursorPaginator(Paginator):
     #: The last continuation asked for "at or before ``T``": ``T`` and how the vendor wrote it.
     _asked: tuple[datetime, str] | None = field(default=None, repr=False)
 
-    def next_params(self, params: Params, body: Any, items: list[Item]) -> Params | None:
+    def first(self, params: Params) -> Params:
+        self.limit = self.page_size
+        return {"limit": str(self.limit), **params}
+
+    def next(self, answer: Answer) -> Request | None:
+        params, items = answer.request.params, answer.items
         if self._probing is not None:
             t, raw, interrupted, next_limit = self._probing
             self._probing = None
@@ -92,7 +103,7 @@ class TieSafeCursorPaginator(Paginator):
         if self._asked is not None:
             self._check(items, *self._asked)
             self._asked = None
-        limit = int(str(params["limit"]))
+        limit = self.limit
         if len(items) < limit:
             return None
         first, last = _created(items[0]), _created(items[-1])
@@ -110,15 +121,16 @@ class TieSafeCursorPaginator(Paginator):
             next_limit = self.page_size
         if self.comparison is None:
             self._probing = (last, raw, params, next_limit)
-            probe: Params = {**params, "limit": "1", "cursor": _b64(raw), "created_after": raw}
-            return probe
+            self.limit = 1
+            return Request({**params, "limit": "1", "cursor": _b64(raw), "created_after": raw})
         return self._at_or_before(params, last, raw, next_limit)
 
-    def _at_or_before(self, params: Params, t: datetime, raw: str, limit: int) -> Params:
+    def _at_or_before(self, params: Params, t: datetime, raw: str, limit: int) -> Request:
         """The request for conversations created at or before ``t``, spelt for this server."""
         self._asked = (t, raw)
+        self.limit = limit
         cursor = raw if self.comparison == "inclusive" else _just_after(raw, t)
-        return {**params, "limit": str(limit), "cursor": _b64(cursor)}
+        return Request({**params, "limit": str(limit), "cursor": _b64(cursor)})
 
     def _learn(self, items: list[Item], t: datetime, raw: str) -> None:
         newest = _created(items[0]) if items else None
@@ -161,12 +173,9 @@ class AnyreachHook(ConversationsHook):
     """
 
     conn_type = "anyreach"
-    default_conn_name = "anyreach_default"
     hook_name = "Anyreach"
-    vendor = "anyreach"
     duration_field = "duration"
     default_base_url = "https://api.anyreach.ai"
-    extra_fields = ("org_id",)
     time_keys = {
         "created": TimeKey("created", "created_at", parse_iso),
         "updated": TimeKey("updated", "updated_at", parse_iso),
@@ -175,6 +184,7 @@ class AnyreachHook(ConversationsHook):
     max_page_size = MAX_LIMIT
     in_progress_statuses = frozenset(IN_PROGRESS)
     finished_statuses = frozenset(FINISHED)
+    error_envelope = envelope(detail_text, validation_errors)
     filter_set = FilterSet(
         vendor="Anyreach",
         filters=(
@@ -193,7 +203,8 @@ class AnyreachHook(ConversationsHook):
             Filter("custom_metadata", "json", description="match attached metadata (sent as a JSON string)"),
             Filter("fields", pattern=rf"\s*{_FIELD}\s*(?:,\s*{_FIELD}\s*)*",
                    pattern_hint="of comma-separated field names from: " + ", ".join(FIELDS),
-                   description="projection; id, created_at and updated_at are always added"),
+                   description="projection; id, created_at and updated_at are always added",
+                   normalize=_with_required_fields),
         ),
         ordered=(("duration_above", "duration_below"), ("user_turn_count_above", "user_turn_count_below")),
         reserved={
@@ -221,20 +232,13 @@ class AnyreachHook(ConversationsHook):
     def list_path(self, settings: ConnectionSettings) -> str:
         return "core/conversations"
 
-    def new_walk(self, window: Window | None, time_key: TimeKey, filters: Mapping[str, Any],
-                 page_size: int) -> Walk:
-        filters = dict(filters)
-        if "fields" in filters:
-            wanted = [f.strip() for f in str(filters["fields"]).split(",")]
-            filters["fields"] = ",".join(dict.fromkeys([*wanted, *ALWAYS_REQUESTED]))
-        params: Params = {"limit": str(page_size), **self.filter_set.to_params(filters)}
-        if window is not None:
-            # Both bounds are inclusive: [start, end - 1 µs] is the half-open window at microsecond precision.
-            params[f"{time_key.name}_after"] = iso_z(window.start)
-            params[f"{time_key.name}_before"] = iso_z(window.end - ONE_MICROSECOND)
+    def window_params(self, window: Window, key: TimeKey) -> Params:
+        # Both bounds are inclusive: [start, end - 1 µs] is the half-open window at microsecond precision.
+        return {f"{key.name}_after": iso_z(window.start), f"{key.name}_before": iso_z(window.end - ONE_MICROSECOND)}
+
+    def paging(self, key: TimeKey, page_size: int, window: Window | None) -> Paging:
         # The walk is ordered by created_at whatever the time key; for updated_at it has no order.
-        return Walk(params, TieSafeCursorPaginator(page_size),
-                    order="desc" if time_key.name == "created" else None, repeats=False)
+        return Paging(TieSafeCursorPaginator(page_size), order="desc" if key.name == "created" else None)
 
     def page_items(self, body: Any) -> list[Item]:
         if not isinstance(body, list) or not all(isinstance(item, dict) for item in body):
@@ -244,17 +248,14 @@ class AnyreachHook(ConversationsHook):
             )
         return body
 
-    def finished_filters(self, filters: Mapping[str, Any]) -> dict[str, Any]:
+    @classmethod
+    def finished_filters(cls, filters: Mapping[str, Any]) -> dict[str, Any]:
         # ``status`` takes one value, so "any finished status" cannot be asked for: records are checked instead.
-        status = filters.get("status")
-        if status in IN_PROGRESS:
-            raise InvalidFilterError(
-                f"finished_only=True contradicts Anyreach filter status={status!r} (an in-progress status); "
-                "drop one of them"
-            )
+        cls.refuse_in_progress_status(filters)
         return {}
 
-    def in_progress_filters(self, filters: Mapping[str, Any]) -> dict[str, Any] | None:
+    @classmethod
+    def in_progress_filters(cls, filters: Mapping[str, Any]) -> dict[str, Any] | None:
         return None  # four in-progress statuses, one status filter: the sensor checks every record
 
 

@@ -5,25 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from airflow_provider_conversations.exceptions import ConfigurationError, InvalidFilterError, InvalidResponseError
-from airflow_provider_conversations.filters import Filter, FilterSet, Params
-from airflow_provider_conversations.hooks.base import (
-    ConnectionSettings,
-    ConversationsHook,
-    TimeKey,
-    Walk,
-    unix_bounds,
-)
-from airflow_provider_conversations.paging import BodyCursorPaginator, Item
-from airflow_provider_conversations.windows import Window, parse_unix
+from airflow_provider_conversations.catalog import ELEVENLABS_REGIONS
+from airflow_provider_conversations.engine.paginators import BodyCursorPaginator, Item
+from airflow_provider_conversations.exceptions import InvalidFilterError, InvalidResponseError
+from airflow_provider_conversations.filters import Filter, FilterSet
+from airflow_provider_conversations.hooks.base import ConnectionSettings, ConversationsHook, Paging, TimeKey
+from airflow_provider_conversations.transport.errors import detail_object, envelope, validation_errors
+from airflow_provider_conversations.transport.session import Params
+from airflow_provider_conversations.windows import Window, parse_unix, unix_bounds
 
-REGIONS = {
-    "global": "https://api.elevenlabs.io",
-    "us": "https://api.us.elevenlabs.io",
-    "eu-residency": "https://api.eu.residency.elevenlabs.io",
-    "in-residency": "https://api.in.residency.elevenlabs.io",
-    "sg-residency": "https://api.sg.residency.elevenlabs.io",
-}
+REGIONS = ELEVENLABS_REGIONS
 IN_PROGRESS = ("initiated", "in-progress", "processing")
 FINISHED = ("done", "failed")
 STATUSES = (*IN_PROGRESS, *FINISHED)
@@ -35,6 +26,11 @@ DATA_COLLECTION_PATTERN = (
 )
 
 
+def _three_parts(condition: str) -> str:
+    """The documented form is ``id:op:value``: ``id:exists`` is sent as ``id:exists:`` (an empty value)."""
+    return f"{condition}:" if condition.count(":") == 1 else condition
+
+
 class ElevenLabsHook(ConversationsHook):
     """Lists ElevenLabs Agents conversations by ``start_time_unix_secs``.
 
@@ -43,16 +39,14 @@ class ElevenLabsHook(ConversationsHook):
     """
 
     conn_type = "elevenlabs"
-    default_conn_name = "elevenlabs_default"
     hook_name = "ElevenLabs"
-    vendor = "elevenlabs"
     duration_field = "call_duration_secs"
-    extra_fields = ("region",)
     time_keys = {"created": TimeKey("created", "start_time_unix_secs", parse_unix)}
     id_field = "conversation_id"
     max_page_size = 100
     in_progress_statuses = frozenset(IN_PROGRESS)
     finished_statuses = frozenset(FINISHED)
+    error_envelope = envelope(detail_object, validation_errors)
     filter_set = FilterSet(
         vendor="ElevenLabs",
         filters=(
@@ -70,11 +64,13 @@ class ElevenLabsHook(ConversationsHook):
             Filter("data_collection_params", repeatable=True, pattern=DATA_COLLECTION_PATTERN,
                    pattern_hint="like 'id:op:value' (op: eq, neq, gt, gte, lt, lte, or in with values 'a|b|c'), "
                    "or 'id:exists' / 'id:missing' (no value)",
-                   description="data collection conditions (repeatable)"),
+                   description="data collection conditions (repeatable)", normalize=_three_parts),
             Filter("main_languages", repeatable=True, description="detected main language codes (repeatable)"),
             Filter("summary_mode", "enum", choices=("exclude", "include"),
                    description="include transcript summaries in the records (vendor default: exclude)"),
-            Filter("search", description="deprecated by ElevenLabs: full-text search over transcripts"),
+            Filter("search", description="deprecated by ElevenLabs: full-text search over transcripts",
+                   deprecated="ElevenLabs has deprecated the 'search' filter (full-text search over transcripts); "
+                   "it is still sent, but may stop working or be ignored by the API"),
             Filter("conversation_initiation_source", description="e.g. twilio, sip_trunk, widget, js_sdk"),
             Filter("branch_id", description="only conversations of this agent branch"),
             Filter("topic_ids", repeatable=True, description="topic ids from topic discovery (repeatable)"),
@@ -91,48 +87,21 @@ class ElevenLabsHook(ConversationsHook):
         },
     )
 
-    def resolve_default_base_url(self, extras: Mapping[str, Any]) -> str | None:
-        return REGIONS[extras.get("region", "global")]
-
-    def validate_extras(self, extras: Mapping[str, Any], secret: str) -> None:
-        region = extras.get("region", "global")
-        if region not in REGIONS:
-            raise ConfigurationError(
-                f"ElevenLabs connection {self.conn_id!r} has region={region!r}; allowed: {', '.join(REGIONS)}"
-            )
-
     def auth_headers(self, settings: ConnectionSettings) -> dict[str, str]:
         return {"xi-api-key": settings.secret}
 
     def list_path(self, settings: ConnectionSettings) -> str:
         return "v1/convai/conversations"
 
-    def validate_filters(self, filters: Mapping[str, Any] | None) -> dict[str, Any]:
-        validated = super().validate_filters(filters)
-        if "search" in validated:
-            self.log.warning(
-                "ElevenLabs has deprecated the 'search' filter (full-text search over transcripts); it is still "
-                "sent, but may stop working or be ignored by the API"
-            )
-        if "data_collection_params" in validated:
-            # The documented form is id:op:value: 'id:exists' is sent as 'id:exists:' (an empty value).
-            validated["data_collection_params"] = [
-                f"{v}:" if v.count(":") == 1 else v for v in validated["data_collection_params"]
-            ]
-        return validated
+    def window_params(self, window: Window, key: TimeKey) -> Params:
+        # Whole seconds of undocumented inclusivity: ask for a second more each side, cut exactly later.
+        after, before = unix_bounds(window)
+        return {"call_start_after_unix": str(after), "call_start_before_unix": str(before)}
 
-    def new_walk(self, window: Window | None, time_key: TimeKey, filters: Mapping[str, Any],
-                 page_size: int) -> Walk:
-        params: Params = {"page_size": str(page_size), **self.filter_set.to_params(filters)}
-        if window is not None:
-            # Whole seconds of undocumented inclusivity: ask for a second more each side, cut exactly here.
-            after, before = unix_bounds(window)
-            params["call_start_after_unix"] = str(after)
-            params["call_start_before_unix"] = str(before)
-        paginator = BodyCursorPaginator("cursor", lambda body: body.get("next_cursor"),
-                                        has_more_of=lambda body: body.get("has_more") is True)
-        # ElevenLabs lists newest first (Decision); Dedup falls back to every id if that ever breaks.
-        return Walk(params, paginator, order="desc")
+    def paging(self, key: TimeKey, page_size: int, window: Window | None) -> Paging:
+        # ElevenLabs lists newest first (an assumption): Dedup falls back to every id if that ever breaks.
+        return Paging(BodyCursorPaginator("page_size", page_size, "cursor", cursor="next_cursor", has_more="has_more"),
+                      order="desc")
 
     def page_items(self, body: Any) -> list[Item]:
         items = body.get("conversations") if isinstance(body, dict) else None
@@ -141,14 +110,10 @@ class ElevenLabsHook(ConversationsHook):
                 f"ElevenLabs returned a body without a 'conversations' list and a boolean 'has_more': "
                 f"{str(body)[:120]!r}", vendor=self.vendor,
             )
-        if body["has_more"] and not body.get("next_cursor"):
-            raise InvalidResponseError(
-                "ElevenLabs announced has_more=true without a next_cursor; the walk cannot continue and would "
-                "silently miss conversations", vendor=self.vendor,
-            )
         return items
 
-    def finished_filters(self, filters: Mapping[str, Any]) -> dict[str, Any]:
+    @classmethod
+    def finished_filters(cls, filters: Mapping[str, Any]) -> dict[str, Any]:
         excluded = _merge(filters.get("exclude_statuses"), IN_PROGRESS)
         if set(FINISHED) <= set(excluded):
             raise InvalidFilterError(
@@ -157,7 +122,8 @@ class ElevenLabsHook(ConversationsHook):
             )
         return {"exclude_statuses": excluded}
 
-    def in_progress_filters(self, filters: Mapping[str, Any]) -> dict[str, Any] | None:
+    @classmethod
+    def in_progress_filters(cls, filters: Mapping[str, Any]) -> dict[str, Any] | None:
         excluded = _merge(filters.get("exclude_statuses"), FINISHED)
         if set(STATUSES) <= set(excluded):
             return None

@@ -6,29 +6,19 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from airflow_provider_conversations.exceptions import (
-    ConfigurationError,
-    InvalidFilterError,
-    InvalidResponseError,
-)
-from airflow_provider_conversations.filters import Filter, FilterSet, Params
-from airflow_provider_conversations.hooks import path_segment, path_segment_problem
-from airflow_provider_conversations.hooks.base import (
-    ConnectionSettings,
-    ConversationsHook,
-    TimeKey,
-    Walk,
-    widen,
-)
-from airflow_provider_conversations.paging import BodyCursorPaginator, Item, OffsetPaginator
-from airflow_provider_conversations.windows import Window, iso_z, parse_iso
+from airflow_provider_conversations.catalog import BY_CONN_TYPE, POLYAI_REGIONS
+from airflow_provider_conversations.engine.paginators import BodyCursorPaginator, Item, OffsetPaginator
+from airflow_provider_conversations.exceptions import ConfigurationError, InvalidFilterError, InvalidResponseError
+from airflow_provider_conversations.filters import Filter, FilterSet
+from airflow_provider_conversations.hooks.base import ConnectionSettings, ConversationsHook, Paging, TimeKey
+from airflow_provider_conversations.transport.connection import path_segment
+from airflow_provider_conversations.transport.errors import envelope, flat_error, validation_errors
+from airflow_provider_conversations.transport.session import Params
+from airflow_provider_conversations.windows import Window, iso_z, parse_iso, widen
 
-REGIONS = {
-    "us-1": "https://api.us-1.platform.polyai.app",
-    "uk-1": "https://api.uk-1.platform.polyai.app",
-    "euw-1": "https://api.euw-1.platform.polyai.app",
-}
-CLIENT_ENVS = ("sandbox", "pre-release", "live")
+REGIONS = POLYAI_REGIONS
+CLIENT_ENVS = BY_CONN_TYPE["polyai"].field("client_env").choices
+#: API version -> largest page (``limit``) it accepts.
 API_VERSIONS = {"v3": 1000, "v1": 5000}
 #: Filters that only the v3 API understands.
 V3_ONLY = ("channel", "include_latency")
@@ -43,15 +33,15 @@ class PolyAIHook(ConversationsHook):
     """
 
     conn_type = "polyai"
-    default_conn_name = "polyai_default"
     hook_name = "PolyAI"
-    vendor = "polyai"
     duration_field = "total_duration"
-    extra_fields = ("region", "account_id", "project_id", "client_env", "api_version")
     time_keys = {"created": TimeKey("created", "started_at", parse_iso)}
     id_field = "id"
     max_page_size = max(API_VERSIONS.values())
-    status_field = None
+    # One boolean, no status field: in_progress true/false is read as the status "in_progress"/"finished".
+    in_progress_statuses = frozenset({"in_progress"})
+    finished_statuses = frozenset({"finished"})
+    error_envelope = envelope(flat_error, validation_errors)
     filter_set = FilterSet(
         vendor="PolyAI",
         filters=(
@@ -75,9 +65,6 @@ class PolyAIHook(ConversationsHook):
     #: Bounds of undocumented inclusivity and precision: ask for a little more, cut exactly client-side.
     bound_margin = timedelta(seconds=1)
 
-    def resolve_default_base_url(self, extras: Mapping[str, Any]) -> str | None:
-        return REGIONS[extras.get("region", "us-1")]
-
     def validate_extras(self, extras: Mapping[str, Any], secret: str) -> None:
         missing = [f for f in ("account_id", "project_id") if not extras.get(f)]
         if missing:
@@ -85,17 +72,6 @@ class PolyAIHook(ConversationsHook):
                 f"PolyAI connection {self.conn_id!r} is missing {' and '.join(missing)}: set them in the "
                 "connection form (they are the path of the conversations endpoint)"
             )
-        for name in ("account_id", "project_id"):
-            problem = path_segment_problem(extras[name])
-            if problem:
-                raise ConfigurationError(f"PolyAI connection {self.conn_id!r} has {name}={extras[name]!r}; {problem}")
-        for name, allowed in (("region", tuple(REGIONS)), ("client_env", CLIENT_ENVS),
-                              ("api_version", tuple(API_VERSIONS))):
-            if name in extras and extras[name] not in allowed:
-                raise ConfigurationError(
-                    f"PolyAI connection {self.conn_id!r} has {name}={extras[name]!r}; allowed: "
-                    + ", ".join(allowed)
-                )
 
     def auth_headers(self, settings: ConnectionSettings) -> dict[str, str]:
         return {"x-api-key": settings.secret}
@@ -109,33 +85,29 @@ class PolyAIHook(ConversationsHook):
         return API_VERSIONS[self.api_version]
 
     def list_path(self, settings: ConnectionSettings) -> str:
-        e = settings.extras
-        account, project = path_segment(e["account_id"]), path_segment(e["project_id"])
-        return f"{e.get('api_version', 'v3')}/{account}/{project}/conversations"
+        account, project = path_segment(settings.extras["account_id"]), path_segment(settings.extras["project_id"])
+        return f"{self.api_version}/{account}/{project}/conversations"
 
-    def new_walk(self, window: Window | None, time_key: TimeKey, filters: Mapping[str, Any],
-                 page_size: int) -> Walk:
-        version = self.api_version
-        if version == "v1":
+    def check_connection_filters(self, filters: Mapping[str, Any]) -> None:
+        if self.api_version == "v1":
             for name in V3_ONLY:
                 if name in filters:
                     raise InvalidFilterError(
                         f"PolyAI filter {name!r} needs api_version v3, but connection {self.conn_id!r} uses v1"
                     )
-        params: Params = {
-            "client_env": self.settings.extras.get("client_env", "live"),
-            "limit": str(page_size),
-            **self.filter_set.to_params(filters),
-        }
-        if window is not None:
-            lo, hi = widen(window, self.bound_margin)
-            params["start_time"] = iso_z(lo)
-            params["end_time"] = iso_z(hi)
-        if version == "v1":
+
+    def fixed_params(self, key: TimeKey) -> Params:
+        return {"client_env": self.settings.extras.get("client_env", "live")}
+
+    def window_params(self, window: Window, key: TimeKey) -> Params:
+        lo, hi = widen(window, self.bound_margin)
+        return {"start_time": iso_z(lo), "end_time": iso_z(hi)}
+
+    def paging(self, key: TimeKey, page_size: int, window: Window | None) -> Paging:
+        if self.api_version == "v1":
             # Ascending and offset-based: rows inserted during the walk land after it, never shift it.
-            return Walk(params, OffsetPaginator("offset", page_size, next_offset_of=_next_offset),
-                        order="asc", repeats=True)
-        return Walk(params, BodyCursorPaginator("cursor", lambda body: body.get("cursor")), order="asc")
+            return Paging(OffsetPaginator(page_size, next_offset="next_offset"), order="asc", repeats=True)
+        return Paging(BodyCursorPaginator("limit", page_size, "cursor", cursor="cursor"), order="asc")
 
     def page_items(self, body: Any) -> list[Item]:
         items = body.get("conversations") if isinstance(body, dict) else None
@@ -145,31 +117,20 @@ class PolyAIHook(ConversationsHook):
             )
         return items
 
-    def finished_filters(self, filters: Mapping[str, Any]) -> dict[str, Any]:
+    def status_of(self, item: Item) -> Any:
+        in_progress = item.get("in_progress")
+        return ("in_progress" if in_progress else "finished") if isinstance(in_progress, bool) else None
+
+    @classmethod
+    def finished_filters(cls, filters: Mapping[str, Any]) -> dict[str, Any]:
         if filters.get("in_progress") is True:
             raise InvalidFilterError(
                 "finished_only=True contradicts PolyAI filter in_progress=True; drop one of them"
             )
         return {"in_progress": False}
 
-    def in_progress_filters(self, filters: Mapping[str, Any]) -> dict[str, Any] | None:
+    @classmethod
+    def in_progress_filters(cls, filters: Mapping[str, Any]) -> dict[str, Any] | None:
         if filters.get("in_progress") is False:
             return None
         return {"in_progress": True}
-
-    def is_finished(self, item: Item) -> bool:
-        return item.get("in_progress") is False
-
-    def is_in_progress(self, item: Item) -> bool:
-        return item.get("in_progress") is True
-
-    def status_of(self, item: Item) -> Any:
-        return "in_progress" if item.get("in_progress") else "finished"
-
-    def finished_of(self, item: Item) -> bool | None:
-        return not item["in_progress"] if isinstance(item.get("in_progress"), bool) else None
-
-
-def _next_offset(body: Any) -> int | None:
-    value = body.get("next_offset") if isinstance(body, dict) else None
-    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -7,26 +7,23 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, ClassVar
 
+from airflow_provider_conversations.engine.paginators import BodyCursorPaginator, Item
 from airflow_provider_conversations.exceptions import ConfigurationError, InvalidFilterError, InvalidResponseError
-from airflow_provider_conversations.filters import Filter, FilterSet, Params
-from airflow_provider_conversations.hooks.base import (
-    ConnectionSettings,
-    ConversationsHook,
-    TimeKey,
-    Walk,
-    widen,
-)
-from airflow_provider_conversations.paging import BodyCursorPaginator, Item
-from airflow_provider_conversations.throttle import RateLimitHeaders
-from airflow_provider_conversations.windows import Window, iso_z, parse_iso
+from airflow_provider_conversations.filters import Filter, FilterSet
+from airflow_provider_conversations.hooks.base import ConnectionSettings, ConversationsHook, Paging, TimeKey
+from airflow_provider_conversations.transport.errors import envelope, nested_error
+from airflow_provider_conversations.transport.session import Params
+from airflow_provider_conversations.transport.throttle import RateLimitHeaders
+from airflow_provider_conversations.windows import Window, iso_z, parse_iso, widen
 
 #: Replyful's own status list, in its documented order (requests and error messages use this order).
 STATUSES = (
     "waiting_for_user", "needs_first_response", "needs_follow_up", "scheduled_ai_response", "assumed_resolved",
     "resolved", "spam", "paused", "investigating", "archived",
 )
-#: Decision (undocumented): nobody has to act on these any more. ``assumed_resolved`` counts as finished
-#: (Replyful closed it for lack of a reply); a later reply reopens it with a new status and updatedAt.
+#: An assumption (Replyful does not document it): nobody has to act on these any more. ``assumed_resolved``
+#: counts as finished (Replyful closed it for lack of a reply); a later reply reopens it with a new status and
+#: updatedAt.
 FINISHED = ("assumed_resolved", "resolved", "spam", "archived")
 IN_PROGRESS = tuple(s for s in STATUSES if s not in FINISHED)
 SUPPORT_LEVELS = ("ai", "human")
@@ -43,9 +40,7 @@ class ReplyfulHook(ConversationsHook):
     """
 
     conn_type = "replyful"
-    default_conn_name = "replyful_default"
     hook_name = "Replyful"
-    vendor = "replyful"
     duration_field = None  # threads, not calls: Replyful has no duration
     default_base_url = "https://api.replyful.com"
     time_keys = {
@@ -55,6 +50,7 @@ class ReplyfulHook(ConversationsHook):
     id_field = "id"
     max_page_size = 100
     rate_limit_headers = RateLimitHeaders()
+    error_envelope = envelope(nested_error)
     in_progress_statuses = frozenset(IN_PROGRESS)
     finished_statuses = frozenset(FINISHED)
     filter_set = FilterSet(
@@ -105,19 +101,18 @@ class ReplyfulHook(ConversationsHook):
     def list_path(self, settings: ConnectionSettings) -> str:
         return "v1/conversations"
 
-    def new_walk(self, window: Window | None, time_key: TimeKey, filters: Mapping[str, Any],
-                 page_size: int) -> Walk:
-        field = time_key.field
-        params: Params = {"limit": str(page_size), "sort": field, **self.filter_set.to_params(filters)}
-        if window is not None:
-            lo, hi = widen(window, self.bound_margin)
-            # Only this time key's bounds: mixing createdAt and updatedAt bounds is a 422 conflicting_date_range.
-            params[f"{field}[gte]"] = iso_z(lo, timespec="milliseconds")
-            params[f"{field}[lte]"] = iso_z(hi, timespec="milliseconds")
-        paginator = BodyCursorPaginator("startingAfter", lambda body: body.get("nextCursor"),
-                                        has_more_of=lambda body: body["hasMore"])
-        # Ascending on the time key with an opaque keyset cursor: no repeats behind the frontier.
-        return Walk(params, paginator, order="asc", repeats=False)
+    def fixed_params(self, key: TimeKey) -> Params:
+        return {"sort": key.field}  # ascending on the time key, with an opaque keyset cursor: no repeats
+
+    def window_params(self, window: Window, key: TimeKey) -> Params:
+        lo, hi = widen(window, self.bound_margin)
+        # Only this time key's bounds: mixing createdAt and updatedAt bounds is a 422 conflicting_date_range.
+        return {f"{key.field}[gte]": iso_z(lo, timespec="milliseconds"),
+                f"{key.field}[lte]": iso_z(hi, timespec="milliseconds")}
+
+    def paging(self, key: TimeKey, page_size: int, window: Window | None) -> Paging:
+        return Paging(BodyCursorPaginator("limit", page_size, "startingAfter", cursor="nextCursor", has_more="hasMore"),
+                      order="asc")
 
     def page_items(self, body: Any) -> list[Item]:
         if not (isinstance(body, dict) and body.get("object") == "list" and isinstance(body.get("data"), list)
@@ -127,16 +122,6 @@ class ReplyfulHook(ConversationsHook):
                 f"({{'object': 'list', 'data': [...], 'hasMore': bool, 'nextCursor': ...}}): {str(body)[:120]!r}",
                 vendor=self.vendor,
             )
-        cursor = body.get("nextCursor")
-        if cursor is not None and not isinstance(cursor, str):
-            raise InvalidResponseError(
-                f"Replyful returned a nextCursor that is not a string: {cursor!r}", vendor=self.vendor
-            )
-        if body["hasMore"] and not cursor:
-            raise InvalidResponseError(
-                "Replyful announced hasMore=true without a nextCursor; the walk cannot continue and would "
-                "silently miss conversations", vendor=self.vendor,
-            )
         items: list[Item] = body["data"]
         if not all(isinstance(item, dict) for item in items):
             raise InvalidResponseError(
@@ -145,10 +130,12 @@ class ReplyfulHook(ConversationsHook):
             )
         return items
 
-    def finished_filters(self, filters: Mapping[str, Any]) -> dict[str, Any]:
+    @classmethod
+    def finished_filters(cls, filters: Mapping[str, Any]) -> dict[str, Any]:
         return {"status": _narrow(filters, FINISHED, "finished", "finished_only=True")}
 
-    def in_progress_filters(self, filters: Mapping[str, Any]) -> dict[str, Any] | None:
+    @classmethod
+    def in_progress_filters(cls, filters: Mapping[str, Any]) -> dict[str, Any] | None:
         user = filters.get("status")
         if user is not None and not set([user] if isinstance(user, str) else user) & set(IN_PROGRESS):
             return None  # only finished statuses selected: nothing in the window can be in progress

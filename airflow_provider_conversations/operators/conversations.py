@@ -7,7 +7,6 @@ Both operators read the window from the run's data interval ``[data_interval_sta
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -15,32 +14,29 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from airflow.sdk import Asset, AssetAlias, BaseOperator, ObjectStoragePath, XComArg
 
-from airflow_provider_conversations.exceptions import ConfigurationError, ConversationsError, InvalidFilterError
-from airflow_provider_conversations.hooks import (
-    CONN_TYPES,
-    HOOK_PARAMS,
-    hook_arguments,
-    hook_class,
-    hook_for_connection,
-    hook_param_problem,
-)
-from airflow_provider_conversations.records import OUTPUT_FORMATS, RecordShaper, parse_field_paths
-from airflow_provider_conversations.storage import (
+from airflow_provider_conversations.engine.parallel import FileParts, MemoryParts, in_walk_order
+from airflow_provider_conversations.exceptions import ConfigurationError, ConversationsError
+from airflow_provider_conversations.output.layout import object_path
+from airflow_provider_conversations.output.records import OUTPUT_FORMATS, RecordShaper, parse_field_paths
+from airflow_provider_conversations.output.storage import (
+    COMPRESSIONS,
     DestinationError,
     JsonLinesWriter,
-    PartSpool,
     json_lines,
     object_uri,
-    suffix_for,
 )
-from airflow_provider_conversations.windows import Window, iso_z, window_for_task
+from airflow_provider_conversations.tasks.arguments import OPERATOR, SourceArguments, check_workers, is_dynamic
+from airflow_provider_conversations.tasks.interval import window_for_task
+from airflow_provider_conversations.tasks.progress import Progress
+from airflow_provider_conversations.windows import Window, iso_z
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_conversations.hooks.base import ConversationsHook, Page
+    from airflow_provider_conversations.engine.plan import WalkPlan
+    from airflow_provider_conversations.engine.walk import Page
+    from airflow_provider_conversations.hooks.base import ConversationsHook
 
-TIME_KEYS = ("created", "updated")
 #: Default XCom guard: enough for small windows and tests, far below what makes XCom, the API server and
 #: the UI slow (every record is a JSON document in the metadata database).
 DEFAULT_MAX_CONVERSATIONS = 10_000
@@ -48,63 +44,6 @@ DEFAULT_MAX_CONVERSATIONS = 10_000
 
 class TooManyConversationsError(ConversationsError):
     """The window holds more conversations than ``max_conversations`` allows in XCom."""
-
-
-def _is_dynamic(value: Any) -> bool:
-    """True when the value is only known at run time (a Jinja template or an upstream task's output)."""
-    if isinstance(value, str):
-        return "{{" in value or "{%" in value
-    if isinstance(value, XComArg):
-        return True
-    if isinstance(value, Mapping):
-        return any(_is_dynamic(k) or _is_dynamic(v) for k, v in value.items())
-    if isinstance(value, list | tuple | set | frozenset):
-        return any(_is_dynamic(v) for v in value)
-    return False
-
-
-def _written_with_slash(path: ObjectStoragePath) -> bool:
-    """Whether an ObjectStoragePath was built from a URL ending with "/" (it drops the slash itself).
-
-    universal-pathlib keeps the URL as given in ``_raw_urlpaths``; without it, only an existing directory counts.
-    """
-    raw = getattr(getattr(path, "__wrapped__", None), "_raw_urlpaths", None)
-    return bool(raw) and str(raw[-1]).endswith("/")  # type: ignore[index]
-
-
-class _Progress:
-    """Log lines a person can follow: the first page, then every N pages or every few seconds."""
-
-    def __init__(self, op: _ConversationsBaseOperator, hook: ConversationsHook, window: Window) -> None:
-        self.op = op
-        self.hook = hook
-        self.window = window
-        self.started = time.monotonic()
-        self.pages = 0
-        self.last_logged_page = 0
-        self._last_time = self.started
-
-    def seconds(self) -> float:
-        return time.monotonic() - self.started
-
-    def page(self, page: Page, count: int, *, force: bool = False) -> None:
-        """Called once per page (``force``: log again for the last one); counts pages across parallel parts."""
-        if not force:
-            self.pages += 1
-        now = time.monotonic()
-        due = (self.pages == 1 or self.pages - self.last_logged_page >= self.op.progress_every_pages
-               or now - self._last_time >= self.op.progress_every_seconds)
-        if not (due or force):
-            return
-        self.last_logged_page, self._last_time = self.pages, now
-        s = self.hook.stats
-        self.op.log.info(
-            "%s %s to %s: page %d, %d conversations so far (%d fetched, %d requests, %d retries waiting %.1f s, "
-            "%d rate-limit waits of %.1f s), %.1f s elapsed",
-            self.hook.hook_name, iso_z(self.window.start), iso_z(self.window.end), self.pages, count, s.fetched,
-            s.requests, s.retries, s.retry_wait_seconds, s.throttle_waits, s.throttle_wait_seconds,
-            now - self.started,
-        )
 
 
 class _ConversationsBaseOperator(BaseOperator):
@@ -147,124 +86,34 @@ class _ConversationsBaseOperator(BaseOperator):
         self.exclude_fields = exclude_fields
         self.vendor = vendor
         self.hook_params = hook_params
-        self._validate_arguments()
+        try:
+            if not isinstance(finished_only, bool):
+                raise ConfigurationError(f"finished_only={finished_only!r} is not valid; expected True or False")
+            if output_format not in OUTPUT_FORMATS:
+                raise ConfigurationError(f"output_format={output_format!r} is not valid; allowed: "
+                                         + ", ".join(repr(f) for f in OUTPUT_FORMATS))
+            self._source = SourceArguments.check(
+                label=self._task_label(), wording=OPERATOR, conn_id=conn_id, vendor=vendor, time_key=time_key,
+                filters=filters, start=start, end=end, page_size=page_size, hook_params=hook_params,
+                finished_only=finished_only,
+            )
+            check_workers(max_parallel, self._source.hook_cls)
+            self._exclude_paths = parse_field_paths(exclude_fields)
+        except ConfigurationError as exc:  # InvalidFilterError stays an InvalidFilterError
+            raise self._fail(str(exc), type(exc)) from None
         self._lineage_input: tuple[str, str] | None = None
 
-    # ------------------------------------------------------------------ validation (DAG parse time)
-
     def _fail(self, message: str, cls: type[ConfigurationError] = ConfigurationError) -> ConfigurationError:
-        return cls(f"{type(self).__name__} {self.task_id!r}: {message}")
-
-    def _validate_arguments(self) -> None:
-        if not _is_dynamic(self.conn_id) and (not isinstance(self.conn_id, str) or not self.conn_id.strip()):
-            raise self._fail(f"conn_id={self.conn_id!r} is not valid; expected an Airflow connection id")
-        vendor_cls: type[ConversationsHook] | None = None
-        if self.vendor is not None:
-            if self.vendor not in CONN_TYPES:
-                raise self._fail(
-                    f"vendor={self.vendor!r} is not valid; allowed: {', '.join(repr(t) for t in CONN_TYPES)} "
-                    "(the connection type)"
-                )
-            vendor_cls = hook_class(self.vendor)
-        if self.time_key not in TIME_KEYS:
-            raise self._fail(f"time_key={self.time_key!r} is not valid; allowed: 'created', 'updated'")
-        if vendor_cls is not None and self.time_key not in vendor_cls.time_keys:
-            allowed = ", ".join(repr(k) for k in vendor_cls.time_keys)
-            raise self._fail(
-                f"time_key={self.time_key!r} is not supported by {vendor_cls.hook_name}; allowed: {allowed}"
-            )
-        if not isinstance(self.finished_only, bool):
-            raise self._fail(f"finished_only={self.finished_only!r} is not valid; expected True or False")
-        if self.output_format not in OUTPUT_FORMATS:
-            raise self._fail(
-                f"output_format={self.output_format!r} is not valid; allowed: "
-                + ", ".join(repr(f) for f in OUTPUT_FORMATS)
-            )
-        if self.page_size is not None:
-            if isinstance(self.page_size, bool) or not isinstance(self.page_size, int) or self.page_size < 1:
-                raise self._fail(
-                    f"page_size={self.page_size!r} is not valid; expected a positive integer, or None for the "
-                    "vendor's largest page"
-                )
-            if vendor_cls is not None and self.page_size > vendor_cls.max_page_size:
-                raise self._fail(
-                    f"page_size={self.page_size!r} is not allowed for {vendor_cls.hook_name}: expected an integer "
-                    f"from 1 to {vendor_cls.max_page_size}"
-                )
-        if isinstance(self.max_parallel, bool) or not isinstance(self.max_parallel, int) \
-                or not 1 <= self.max_parallel <= 64:
-            raise self._fail(f"max_parallel={self.max_parallel!r} is not valid; expected an integer from 1 to 64")
-        if vendor_cls is not None and self.max_parallel > 1 and not vendor_cls.server_bounded:
-            raise self._fail(
-                f"max_parallel={self.max_parallel} needs server-side time bounds, which {vendor_cls.hook_name} does "
-                "not have; use max_parallel=1"
-            )
-        try:
-            self._exclude_paths = parse_field_paths(self.exclude_fields)
-        except ConfigurationError as exc:
-            raise self._fail(str(exc)) from None
-        self._validate_hook_params()
-        self._validate_filters(vendor_cls)
-        self._validate_bounds()
-
-    def _validate_hook_params(self) -> None:
-        if self.hook_params is None:
-            return
-        if not isinstance(self.hook_params, Mapping):
-            raise self._fail(
-                f"hook_params={self.hook_params!r} is not valid; expected a dict with keys among: "
-                + ", ".join(HOOK_PARAMS)
-            )
-        for key, value in self.hook_params.items():
-            if key not in HOOK_PARAMS:
-                raise self._fail(
-                    f"hook_params key {key!r} is not valid; allowed: {', '.join(HOOK_PARAMS)}"
-                    + (" (page_size is an argument of its own)" if key == "page_size" else "")
-                )
-            expected = hook_param_problem(key, value)
-            if expected:
-                raise self._fail(f"hook_params {key}={value!r} is not valid; expected {expected}")
-
-    def _validate_filters(self, vendor_cls: type[ConversationsHook] | None) -> None:
-        if self.filters is None or _is_dynamic(self.filters):
-            return  # a template: checked at run time, after rendering
-        if not isinstance(self.filters, Mapping):
-            raise self._fail(
-                f"filters={self.filters!r} is not valid; expected a dict of the vendor's filter names to values"
-            )
-        if vendor_cls is not None:
-            try:
-                validated = vendor_cls.filter_set.validate(self.filters)
-                if self.finished_only:
-                    # e.g. finished_only with PolyAI in_progress=True: a contradiction the run would refuse.
-                    vendor_cls(None).finished_filters(validated)
-            except InvalidFilterError as exc:
-                raise self._fail(str(exc), InvalidFilterError) from None
-
-    def _validate_bounds(self) -> None:
-        if (self.start is None) != (self.end is None):
-            missing = "end" if self.end is None else "start"
-            raise self._fail(f"start and end go together; {missing} is missing")
-        if self.start is None or _is_dynamic(self.start) or _is_dynamic(self.end):
-            return
-        try:
-            Window.of(self.start, self.end)
-        except ConfigurationError as exc:
-            raise self._fail(str(exc)) from None
+        return cls(f"{self._task_label()}: {message}")
 
     # ------------------------------------------------------------------ run time
 
     def _task_label(self) -> str:
         return f"{type(self).__name__} {self.task_id!r}"
 
-    def _window(self, context: Context) -> Window:
-        return window_for_task(context, self.start, self.end, task=self._task_label())
-
     def _hook(self) -> ConversationsHook:
-        kwargs: dict[str, Any] = hook_arguments(self.hook_params or {})
-        if self.page_size is not None:
-            kwargs["page_size"] = self.page_size
-        hook = hook_for_connection(self.conn_id, **kwargs)
+        """The vendor hook of the (rendered) connection; it must be of ``vendor``'s type when one was given."""
+        hook = self._source.hook(self.conn_id)
         if self.vendor is not None and hook.conn_type != self.vendor:
             hook.close()
             raise self._fail(
@@ -274,32 +123,20 @@ class _ConversationsBaseOperator(BaseOperator):
         self._lineage_input = (hook.base_url, hook.list_path(hook.settings).strip("/") or "conversations")
         return hook
 
-    def _filters(self, hook: ConversationsHook) -> dict[str, Any]:
-        """The rendered filters, validated, with the vendor's server-side finished filter merged in."""
-        filters = hook.validate_filters(self.filters)  # type: ignore[arg-type]  # a str is refused there
-        if self.finished_only:
-            filters = {**filters, **hook.finished_filters(filters)}
-        return filters
-
-    def _shaped_pages(self, hook: ConversationsHook, window: Window, filters: Mapping[str, Any],
-                      shaper: RecordShaper, progress: _Progress) -> Iterator[tuple[Page, list[dict[str, Any]]]]:
-        """Each page's records, shaped. Arguments are checked (and errors raised) before the first request."""
-        pages = hook.iter_pages(window.start, window.end, time_key=self.time_key, filters=filters,
-                                max_parallel=self.max_parallel)
-        return self._loop(pages, shaper, progress)
-
-    def _loop(self, pages: Iterator[Page], shaper: RecordShaper,
-              progress: _Progress) -> Iterator[tuple[Page, list[dict[str, Any]]]]:
+    def _shaped(self, hook: ConversationsHook, plan: WalkPlan, shaper: RecordShaper,
+                progress: Progress) -> Iterator[tuple[Page, list[dict[str, Any]]]]:
+        """Each page of the walk with its records, shaped; progress in the task log."""
         count = 0
-        last: Page | None = None
-        for page in pages:
+        for page in hook.walk(plan):
             records = shaper.shape(page)
             count += len(records)
-            progress.page(page, count)
-            last = page
+            progress.page(count)
             yield page, records
-        if last is not None and progress.pages != progress.last_logged_page:
-            progress.page(last, count, force=True)
+        progress.done(count)
+
+    def _progress(self, hook: ConversationsHook, window: Window) -> Progress:
+        return Progress(self.log, hook.hook_name, window, hook.stats, every_pages=self.progress_every_pages,
+                        every_seconds=self.progress_every_seconds)
 
     def _summary(self, hook: ConversationsHook, window: Window, filters: Mapping[str, Any], count: int,
                  shaper: RecordShaper, seconds: float) -> dict[str, Any]:
@@ -369,36 +206,40 @@ class ConversationsOperator(_ConversationsBaseOperator):
         self.max_conversations = max_conversations
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
-        window = self._window(context)
+        window = window_for_task(context, self.start, self.end, task=self._task_label())
         hook = self._hook()
         try:
-            filters = self._filters(hook)
+            filters = self._source.validated_filters(hook, self.filters, finished_only=self.finished_only)
             shaper = RecordShaper(hook, output_format=self.output_format, exclude_fields=self._exclude_paths,
                                   finished_only=self.finished_only)
-            progress = _Progress(self, hook, window)
-            parts: dict[int, list[dict[str, Any]]] = {}
-            descending = False
-            total = 0
-            for page, shaped in self._shaped_pages(hook, window, filters, shaper, progress):
-                parts.setdefault(page.part, []).extend(shaped)
-                descending = descending or page.descending
-                total += len(shaped)
-                if total > self.max_conversations:
-                    raise TooManyConversationsError(
-                        f"{self._task_label()}: the window {iso_z(window.start)} to {iso_z(window.end)} holds more "
-                        f"than max_conversations={self.max_conversations} conversations, too many for XCom "
-                        "(nothing was pushed). Export it with ConversationsToObjectStorageOperator, which streams "
-                        "any number to object storage in constant memory and returns a small manifest, or raise "
-                        "max_conversations."
-                    )
-            # Parallel sub-windows arrive in completion order: put them back in the order of a sequential walk.
-            records = [r for part in sorted(parts, reverse=descending) for r in parts[part]]
+            plan = self._source.plan(hook, window, filters, self.max_parallel)
+            progress = self._progress(hook, window)
+            records: list[dict[str, Any]] = []
+            pages = self._guarded(self._shaped(hook, plan, shaper, progress), window)
+            for shaped in in_walk_order(pages, MemoryParts(), parallel=plan.workers > 1):
+                records.extend(shaped)
             summary = self._summary(hook, window, filters, len(records), shaper, progress.seconds())
         finally:
             hook.close()
         self.log.info("Returning %d conversations to XCom; summary: %s", len(records),
                       orjson.dumps(summary).decode())
         return records
+
+    def _guarded(self, pages: Iterator[tuple[Page, list[dict[str, Any]]]],
+                 window: Window) -> Iterator[tuple[Page, list[dict[str, Any]]]]:
+        """Fail as soon as the window holds more than ``max_conversations`` (before anything is pushed)."""
+        total = 0
+        for page, shaped in pages:
+            total += len(shaped)
+            if total > self.max_conversations:
+                raise TooManyConversationsError(
+                    f"{self._task_label()}: the window {iso_z(window.start)} to {iso_z(window.end)} holds more "
+                    f"than max_conversations={self.max_conversations} conversations, too many for XCom "
+                    "(nothing was pushed). Export it with ConversationsToObjectStorageOperator, which streams "
+                    "any number to object storage in constant memory and returns a small manifest, or raise "
+                    "max_conversations."
+                )
+            yield page, shaped
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the vendor's conversations endpoint as input (no output dataset: XCom is not one)."""
@@ -452,7 +293,7 @@ class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
                     "destination='' is not valid; expected a URL such as 's3://bucket/conversations/' or an "
                     "ObjectStoragePath"
                 )
-            if not _is_dynamic(destination):
+            if not is_dynamic(destination):
                 try:
                     # Only parses the URL and looks the scheme up: no connection, no filesystem call.
                     ObjectStoragePath(destination.strip())
@@ -471,7 +312,7 @@ class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
             raise self._fail(
                 f"destination_conn_id={destination_conn_id!r} is not valid; expected a connection id or None"
             )
-        if compression not in ("gzip", None):
+        if compression not in COMPRESSIONS:
             raise self._fail(f"compression={compression!r} is not valid; allowed: 'gzip' or None")
         self.destination = destination
         self.destination_conn_id = destination_conn_id
@@ -481,33 +322,20 @@ class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
 
     def object_path(self, window: Window, vendor: str) -> ObjectStoragePath:
         """The object this task writes for ``window`` (after templating)."""
-        dest = self.destination
-        if isinstance(dest, ObjectStoragePath):
-            base = dest
-            if self.destination_conn_id and dest.conn_id != self.destination_conn_id:
-                base = ObjectStoragePath(dest, conn_id=self.destination_conn_id)
-            directory = _written_with_slash(dest) or base.is_dir()
-        else:
-            text = str(dest).strip()
-            base = ObjectStoragePath(text, conn_id=self.destination_conn_id or None)
-            directory = text.endswith("/") or base.is_dir()
-        if not directory:
-            return base
-        return (base / f"vendor={vendor}" / f"conn_id={self.conn_id}" / f"time_key={self.time_key}"
-                / f"start={iso_z(window.start)}" / f"end={iso_z(window.end)}"
-                / f"conversations{suffix_for(self.compression)}")
+        return object_path(self.destination, destination_conn_id=self.destination_conn_id, window=window,
+                           vendor=vendor, conn_id=self.conn_id, time_key=self.time_key, compression=self.compression)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        window = self._window(context)
+        window = window_for_task(context, self.start, self.end, task=self._task_label())
         hook = self._hook()
         try:
-            filters = self._filters(hook)
+            filters = self._source.validated_filters(hook, self.filters, finished_only=self.finished_only)
             shaper = RecordShaper(hook, output_format=self.output_format, exclude_fields=self._exclude_paths,
                                   finished_only=self.finished_only)
             path = self.object_path(window, hook.vendor)
             self._warn_on_suffix(path)
-            progress = _Progress(self, hook, window)
-            pages = self._shaped_pages(hook, window, filters, shaper, progress)
+            plan = self._source.plan(hook, window, filters, self.max_parallel)
+            progress = self._progress(hook, window)
             self.log.info("Exporting %s conversations (%s) %s to %s into %s", hook.hook_name, self.time_key,
                           iso_z(window.start), iso_z(window.end), object_uri(path))
             out = JsonLinesWriter(path, compression=self.compression)
@@ -516,17 +344,11 @@ class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
             except DestinationError as exc:
                 raise self._fail(str(exc), DestinationError) from None
             with out:
-                if self.max_parallel == 1:
-                    for _page, records in pages:
-                        out.write_records(records)
-                else:
-                    # Sub-windows arrive in completion order; spool them and write them back in walk order,
-                    # so the object is the same, byte for byte, as a sequential export's.
-                    with PartSpool() as spool:
-                        for page, records in pages:
-                            spool.add(page.part, json_lines(records), descending=page.descending)
-                        for chunk in spool.replay():
-                            out.write_lines(chunk)
+                # Parallel sub-windows arrive in completion order: spooled and written back in walk order, so the
+                # object is the same, byte for byte, as a sequential export's.
+                lines = ((page, json_lines(records)) for page, records in self._shaped(hook, plan, shaper, progress))
+                for chunk in in_walk_order(lines, FileParts(), parallel=plan.workers > 1):
+                    out.write_lines(chunk)
             manifest = {
                 "uri": out.uri,
                 **self._summary(hook, window, filters, out.count, shaper, progress.seconds()),

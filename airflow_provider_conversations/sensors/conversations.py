@@ -6,34 +6,26 @@ still in progress. Put this sensor (``settled=True``) in front of the export.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowException, conf
-from airflow.sdk import BaseSensorOperator, PokeReturnValue, XComArg
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_conversations.exceptions import ConfigurationError
-from airflow_provider_conversations.filters import validate_filters
-from airflow_provider_conversations.hooks import CONN_TYPES, hook_class, hook_for_connection, hook_param_problem
-from airflow_provider_conversations.triggers.conversations import (
-    HOOK_KWARGS,
-    ConversationsTrigger,
-    check_vendor,
-    hook_arguments,
-)
-from airflow_provider_conversations.window_check import WindowCheck, check_window
-from airflow_provider_conversations.windows import Window, iso_z, window_for_task
+from airflow_provider_conversations.tasks.arguments import SENSOR, SourceArguments
+from airflow_provider_conversations.tasks.interval import window_for_task
+from airflow_provider_conversations.tasks.window_check import WindowCheck, check_plan
+from airflow_provider_conversations.triggers.conversations import ConversationsTrigger
+from airflow_provider_conversations.windows import iso_z
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_conversations.engine.plan import WalkPlan
     from airflow_provider_conversations.hooks.base import ConversationsHook
 
-TIME_KEYS = ("created", "updated")
-#: Hook arguments besides ``page_size`` (the same set the operators take as ``hook_params``).
-HOOK_PARAMS = tuple(k for k in HOOK_KWARGS if k != "page_size")
 #: What the sensor returns to XCom (the trigger's success event carries the same fields).
 XCOM_KEYS = ("conn_id", "vendor", "start", "end", "time_key", "min_count", "settled", "count", "count_exact",
              "in_progress", "checks")
@@ -96,116 +88,48 @@ class ConversationsSensor(BaseSensorOperator):
         self.vendor = vendor
         self.page_size = page_size
         self.hook_params = dict(hook_params or {})
-        self._validate()
-        self._hook: ConversationsHook | None = None
-        self._checks = 0
-
-    # ------------------------------------------------------------------ parse-time validation
-
-    def _validate(self) -> None:
-        """Everything that can be checked without the connection, so a typo breaks the DAG import."""
         try:
-            self._check_arguments()
+            if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 0:
+                raise ConfigurationError(
+                    f"min_count={min_count!r} is not allowed: expected an integer >= 0 (the number of conversations "
+                    "the window must hold)"
+                )
+            for name, value in (("settled", settled), ("deferrable", deferrable)):
+                if not isinstance(value, bool):
+                    raise ConfigurationError(f"{name}={value!r} is not allowed: expected True or False")
+            self._source = SourceArguments.check(
+                label=f"ConversationsSensor {self.task_id!r}", wording=SENSOR, conn_id=conn_id, vendor=vendor,
+                time_key=time_key, filters=filters, start=start, end=end, page_size=page_size,
+                hook_params=self.hook_params, json_only=True,
+            )
         except ConfigurationError as exc:  # InvalidFilterError stays an InvalidFilterError
             raise type(exc)(f"ConversationsSensor {self.task_id!r}: {exc}") from None
-
-    def _check_arguments(self) -> None:
-        if not _templated(self.conn_id) and (not isinstance(self.conn_id, str) or not self.conn_id.strip()):
-            raise ConfigurationError(f"conn_id={self.conn_id!r} must be a non-empty connection id")
-        if self.time_key not in TIME_KEYS:
-            raise ConfigurationError(f"time_key={self.time_key!r} is not allowed; allowed: 'created', "
-                                     "'updated'")
-        if isinstance(self.min_count, bool) or not isinstance(self.min_count, int) or self.min_count < 0:
-            raise ConfigurationError(
-                f"min_count={self.min_count!r} is not allowed: expected an integer >= 0 (the number of "
-                "conversations the window must hold)"
-            )
-        for name in ("settled", "deferrable"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigurationError(f"{name}={getattr(self, name)!r} is not allowed: expected True or "
-                                         "False")
-        if self.filters is not None and not isinstance(self.filters, Mapping) and not _templated(self.filters):
-            raise ConfigurationError(
-                f"filters={self.filters!r} is not allowed: expected a dict of the vendor's filter names "
-                "to values (or a Jinja template rendering to one)"
-            )
-        if (self.start is None) != (self.end is None):
-            missing = "end" if self.end is None else "start"
-            raise ConfigurationError(f"start and end go together; {missing} is missing")
-        if self.start is not None and not _templated(self.start) and not _templated(self.end):
-            Window.of(self.start, self.end)
-        if self.page_size is not None and (
-            isinstance(self.page_size, bool) or not isinstance(self.page_size, int) or self.page_size < 1
-        ):
-            raise ConfigurationError(
-                f"page_size={self.page_size!r} is not allowed: expected a positive integer, or None for "
-                "the vendor's largest page"
-            )
-        for key in self.hook_params:
-            if key not in HOOK_PARAMS:
-                raise ConfigurationError(
-                    f"hook_params key {key!r} is not allowed; allowed: {', '.join(HOOK_PARAMS)}"
-                    + (" (page_size is an argument of its own)" if key == "page_size" else "")
-                )
-        try:
-            json.dumps(self.hook_params)
-        except TypeError as exc:
-            raise ConfigurationError(
-                f"hook_params={self.hook_params!r} must hold plain JSON values (a deferrable sensor hands "
-                f"them to its trigger): {exc}"
-            ) from None
-        for key, value in self.hook_params.items():
-            expected = hook_param_problem(key, value)
-            if expected:
-                raise ConfigurationError(f"hook_params {key}={value!r} is not allowed: expected {expected}")
-        if self.vendor is None:
-            return
-        if self.vendor not in CONN_TYPES:
-            raise ConfigurationError(
-                f"vendor={self.vendor!r} is not allowed; allowed: {', '.join(CONN_TYPES)}"
-            )
-        cls = hook_class(self.vendor)
-        if self.time_key not in cls.time_keys:
-            raise ConfigurationError(
-                f"time_key={self.time_key!r} is not supported by {cls.hook_name}; allowed: "
-                + ", ".join(repr(k) for k in cls.time_keys)
-            )
-        if not _templated(self.filters):
-            validate_filters(cls, self.filters)  # type: ignore[arg-type]
-        cls(self.conn_id, **hook_arguments(self._hook_kwargs()))  # page_size and friends, against the vendor
-
-    def _hook_kwargs(self) -> dict[str, Any]:
-        return {**self.hook_params, **({} if self.page_size is None else {"page_size": self.page_size})}
+        self._hook: ConversationsHook | None = None
+        self._checks = 0
 
     # ------------------------------------------------------------------ the check
 
     def _get_hook(self) -> ConversationsHook:
         if self._hook is None:
-            hook = hook_for_connection(self.conn_id, **hook_arguments(self._hook_kwargs()))
-            check_vendor(self.conn_id, hook.conn_type, self.vendor)
-            self._hook = hook
+            self._hook = self._source.hook(self.conn_id, vendor=self.vendor)
         return self._hook
 
-    def _check(self, context: Context) -> tuple[WindowCheck, dict[str, Any]]:
+    def _check(self, context: Context) -> tuple[WindowCheck, dict[str, Any], WalkPlan]:
         window = window_for_task(context, self.start, self.end, task=f"ConversationsSensor {self.task_id!r}")
         hook = self._get_hook()
         self._checks += 1
-        result = check_window(hook, window, time_key=self.time_key, filters=self._filters(), min_count=self.min_count,
-                              settled=self.settled)
+        plan = self._source.plan(hook, window, self._source.validated_filters(hook, self.filters))
+        result = check_plan(hook, plan, min_count=self.min_count, settled=self.settled)
         self.log.info("check %d: %s%s", self._checks, result.message, ": condition met" if result.done else "")
         seen = {
             "conn_id": self.conn_id, "vendor": hook.vendor, "start": iso_z(window.start), "end": iso_z(window.end),
             "time_key": self.time_key, "min_count": self.min_count, "settled": self.settled,
             **result.as_dict(), "checks": self._checks,
         }
-        return result, {k: seen[k] for k in XCOM_KEYS}
-
-    def _filters(self) -> Mapping[str, Any] | None:
-        """The rendered filters; anything but a dict is refused by the hook's validation, naming it."""
-        return self.filters  # type: ignore[return-value]
+        return result, {k: seen[k] for k in XCOM_KEYS}, plan
 
     def poke(self, context: Context) -> PokeReturnValue:
-        result, xcom = self._check(context)
+        result, xcom, _plan = self._check(context)
         return PokeReturnValue(is_done=result.done, xcom_value=xcom if result.done else None)
 
     # ------------------------------------------------------------------ deferrable path
@@ -216,7 +140,7 @@ class ConversationsSensor(BaseSensorOperator):
             if not self.deferrable:
                 return super().execute(context)
             # One check on the worker first: a window that is already ready never visits the triggerer.
-            result, xcom = self._check(context)
+            result, xcom, plan = self._check(context)
             if result.done:
                 return xcom
             trigger = ConversationsTrigger(
@@ -224,11 +148,11 @@ class ConversationsSensor(BaseSensorOperator):
                 start=xcom["start"],
                 end=xcom["end"],
                 time_key=self.time_key,
-                filters=self._get_hook().validate_filters(self._filters()),  # JSON: sets become lists
+                filters=dict(plan.filters),  # as validated by this check (JSON: sets became lists)
                 min_count=self.min_count,
                 settled=self.settled,
                 poke_interval=self.poke_interval,
-                hook_kwargs=self._hook_kwargs(),
+                hook_kwargs=self._source.hook_kwargs(),
                 vendor=self.vendor,
                 checks_before=self._checks,
             )
@@ -261,19 +185,6 @@ class ConversationsSensor(BaseSensorOperator):
         xcom = {k: event[k] for k in XCOM_KEYS}
         self.log.info("%s: condition met after %d check(s)", event.get("message", where), xcom["checks"])
         return xcom
-
-
-def _templated(value: Any) -> bool:
-    """Is ``value`` only known at run time: a Jinja template (anywhere inside it) or an upstream task's output?"""
-    if isinstance(value, XComArg):
-        return True
-    if isinstance(value, str):
-        return "{{" in value or "{%" in value
-    if isinstance(value, Mapping):
-        return any(_templated(k) or _templated(v) for k, v in value.items())
-    if isinstance(value, list | tuple | set | frozenset):
-        return any(_templated(v) for v in value)
-    return False
 
 
 __all__ = ["ConversationsSensor"]

@@ -1,7 +1,7 @@
 """The deferrable half of ``ConversationsSensor``: wait on the triggerer, not in a worker slot.
 
 The trigger resolves its connection with Airflow's async helpers and runs the same synchronous check as the
-sensor's poke (``window_check.check_window``) in a worker thread, so the triggerer's event loop never blocks
+sensor's poke (``tasks.window_check.check_plan``) in a worker thread, so the triggerer's event loop never blocks
 and retries, ``Retry-After`` and error mapping are exactly the hooks'.
 """
 
@@ -16,14 +16,10 @@ from airflow.providers.common.compat.connection import get_async_connection
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_conversations.exceptions import ConfigurationError
-from airflow_provider_conversations.hooks import (
-    CONN_TYPES,
-    hook_arguments,
-    hook_class,
-    hook_param_problem,
-)
-from airflow_provider_conversations.hooks.base import decode_extra
-from airflow_provider_conversations.window_check import check_window
+from airflow_provider_conversations.hooks.registry import build_hook
+from airflow_provider_conversations.tasks.window_check import check_plan
+from airflow_provider_conversations.transport.connection import decode_extra
+from airflow_provider_conversations.transport.retry import RetryPolicy
 from airflow_provider_conversations.windows import Window, iso_z
 
 if TYPE_CHECKING:
@@ -31,8 +27,7 @@ if TYPE_CHECKING:
 
 
 #: Hook arguments a sensor may pass through a deferral (JSON values only).
-HOOK_KWARGS = ("page_size", "timeout", "max_attempts", "max_retry_seconds", "backoff", "backoff_max",
-               "retry_after_cap")
+HOOK_KWARGS = ("page_size", *RetryPolicy.NAMES)
 CLASSPATH = "airflow_provider_conversations.triggers.conversations.ConversationsTrigger"
 
 
@@ -85,7 +80,7 @@ class ConversationsTrigger(BaseTrigger):
         self.vendor = vendor
         self.checks_before = checks_before
         self.window = Window.of(start, end)
-        check_hook_kwargs(self.hook_kwargs)
+        self.page_size, self.retry = _hook_settings(self.hook_kwargs)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return CLASSPATH, {
@@ -107,12 +102,11 @@ class ConversationsTrigger(BaseTrigger):
         hook: ConversationsHook | None = None
         try:
             hook = await self.get_hook()
+            plan = hook.plan(self.window.start, self.window.end, time_key=self.time_key, filters=self.filters)
             while True:
                 checks += 1
-                result = await asyncio.to_thread(
-                    check_window, hook, self.window, time_key=self.time_key, filters=self.filters,
-                    min_count=self.min_count, settled=self.settled,
-                )
+                result = await asyncio.to_thread(check_plan, hook, plan, min_count=self.min_count,
+                                                 settled=self.settled)
                 if result.done:
                     self.log.info("check %d: %s: condition met", checks, result.message)
                     yield TriggerEvent({"status": "success", **self.describe(hook), **result.as_dict(),
@@ -132,7 +126,8 @@ class ConversationsTrigger(BaseTrigger):
         """The vendor hook of ``conn_id``, built without a blocking call on the event loop."""
         conn = await get_async_connection(self.conn_id)
         extra = decode_extra(conn)  # plain JSON: no blocking masking call on the loop
-        return await asyncio.to_thread(build_hook, conn, extra, self.hook_kwargs, self.vendor)
+        return await asyncio.to_thread(build_hook, conn, extra=extra, vendor=self.vendor, page_size=self.page_size,
+                                       retry=self.retry)
 
     def describe(self, hook: ConversationsHook) -> dict[str, Any]:
         return {
@@ -146,30 +141,7 @@ class ConversationsTrigger(BaseTrigger):
         }
 
 
-def build_hook(conn: Any, extra: Mapping[str, Any] | None, hook_kwargs: Mapping[str, Any],
-               vendor: str | None) -> ConversationsHook:
-    """A vendor hook for an already-fetched connection (``extra`` decoded by the caller)."""
-    conn_type = (conn.conn_type or "").replace("-", "_")
-    if conn_type not in CONN_TYPES:
-        raise ConfigurationError(
-            f"connection {conn.conn_id!r} has type {conn.conn_type!r}, which is not a conversations vendor; "
-            f"allowed types: {', '.join(CONN_TYPES)}"
-        )
-    check_vendor(conn.conn_id, conn_type, vendor)
-    hook = hook_class(conn_type)(conn.conn_id, **hook_arguments(hook_kwargs))
-    hook._settings = hook.settings_from_connection(conn, extra=extra)
-    return hook
-
-
-def check_vendor(conn_id: str, conn_type: str, vendor: str | None) -> None:
-    if vendor is not None and conn_type != vendor:
-        raise ConfigurationError(
-            f"connection {conn_id!r} has type {conn_type!r}, but the task was declared with vendor={vendor!r}; "
-            "point conn_id at a connection of that type or change vendor"
-        )
-
-
-def check_hook_kwargs(hook_kwargs: Mapping[str, Any]) -> None:
+def _hook_settings(hook_kwargs: Mapping[str, Any]) -> tuple[int | None, RetryPolicy]:
     """Only known hook arguments with values the hook can use, and only JSON values (they travel through a
     deferral)."""
     unknown = sorted(set(hook_kwargs) - set(HOOK_KWARGS))
@@ -182,16 +154,19 @@ def check_hook_kwargs(hook_kwargs: Mapping[str, Any]) -> None:
         json.dumps(dict(hook_kwargs))
     except TypeError as exc:
         raise ConfigurationError(f"hook_kwargs={dict(hook_kwargs)!r} must hold plain JSON values: {exc}") from None
-    for key, value in hook_kwargs.items():
-        expected = hook_param_problem(key, value)
-        if expected:
-            raise ConfigurationError(f"hook_kwargs {key}={value!r} is not allowed: expected {expected}")
+    settings = {k: v for k, v in hook_kwargs.items() if k != "page_size"}
+    page_size = hook_kwargs.get("page_size")
+    if page_size is not None and (isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1):
+        raise ConfigurationError(f"hook_kwargs page_size={page_size!r} is not allowed: expected a positive integer, "
+                                 "or None for the vendor's largest page")
+    return page_size, RetryPolicy.of(settings, lambda key, value, expected: ConfigurationError(
+        f"hook_kwargs {key}={value!r} is not allowed: expected {expected}"))
 
 
 def redact(message: str, hook: ConversationsHook | None) -> str:
     """Belt and braces: the hooks never put the key in a message, and an event must not either."""
-    secret = hook._settings.secret if hook is not None and hook._settings is not None else ""
+    secret = hook.settings.secret if hook is not None and hook.has_settings else ""
     return message.replace(secret, "***") if len(secret) >= 4 else message
 
 
-__all__ = ["ConversationsTrigger", "hook_arguments"]
+__all__ = ["ConversationsTrigger"]

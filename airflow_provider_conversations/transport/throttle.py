@@ -1,4 +1,4 @@
-"""One pacing gate per hook, shared by every thread that pages for it.
+"""One pacing gate per hook, shared by every thread that sends for it.
 
 The vendor's rate-limit headers and any ``Retry-After`` back-off move a single "not before" instant, so
 parallel sub-window workers slow down together instead of each discovering the limit with a 429.

@@ -40,11 +40,10 @@ import logging
 import os
 import queue
 import re
-import tempfile
 import threading
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import PurePath
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast
@@ -90,10 +89,6 @@ def _why_not_writable(exc: OSError) -> str:
     if isinstance(exc, FileNotFoundError):
         return f"{where} does not exist and cannot be created ({exc.strerror or exc})"
     return f"{exc.strerror or exc} ({where})"
-
-
-def suffix_for(compression: str | None) -> str:
-    return ".jsonl.gz" if compression == "gzip" else ".jsonl"
 
 
 def is_local(path: ObjectStoragePath) -> bool:
@@ -302,47 +297,6 @@ def json_lines(records: Iterable[Mapping[str, Any]]) -> bytes:
     return b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in records)
 
 
-class PartSpool:
-    """Pages of sub-windows fetched in parallel, put back in sub-window order through local temp files.
-
-    Pages arrive in completion order; each part's lines go to its own temporary file (memory stays flat) and
-    :meth:`replay` yields them part by part, oldest sub-window first, or newest first for a walk that goes
-    newest first, so the object holds exactly the bytes a sequential walk would have written.
-    """
-
-    CHUNK = 1 << 20
-
-    def __init__(self) -> None:
-        self._files: dict[int, BinaryIO] = {}
-        self.descending = False
-
-    def add(self, part: int, lines: bytes, *, descending: bool = False) -> None:
-        self.descending = self.descending or descending
-        f = self._files.get(part)
-        if f is None:
-            f = self._files[part] = tempfile.TemporaryFile(prefix="conversations-part-")  # noqa: SIM115
-        f.write(lines)
-
-    def replay(self) -> Iterator[bytes]:
-        for part in sorted(self._files, reverse=self.descending):
-            f = self._files[part]
-            f.seek(0)
-            # Chunks may split a line; written back to back they rebuild it, and newlines are counted right.
-            while chunk := f.read(self.CHUNK):
-                yield chunk
-
-    def close(self) -> None:
-        for f in self._files.values():
-            f.close()
-        self._files.clear()
-
-    def __enter__(self) -> PartSpool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
 class _BackgroundSink:
     """Compresses and stores in a thread, so gzip and storage I/O overlap the fetching (zlib releases the GIL).
 
@@ -503,10 +457,8 @@ __all__ = [
     "Compression",
     "DestinationError",
     "JsonLinesWriter",
-    "PartSpool",
     "atomic_target",
     "is_local",
     "json_lines",
     "object_uri",
-    "suffix_for",
 ]

@@ -7,9 +7,10 @@ thread of the triggerer, and both report the same fields.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_conversations.engine.plan import WalkPlan
 from airflow_provider_conversations.windows import Window, iso_z
 
 if TYPE_CHECKING:
@@ -52,7 +53,14 @@ def check_window(
     min_count: int = 1,
     settled: bool = False,
 ) -> WindowCheck:
-    """Does ``window`` hold at least ``min_count`` conversations and, with ``settled``, none still in progress?
+    """:func:`check_plan` for a window and a caller's raw ``time_key`` and ``filters`` (checked here, once)."""
+    plan = hook.plan(window.start, window.end, time_key=time_key, filters=filters)
+    return check_plan(hook, plan, min_count=min_count, settled=settled)
+
+
+def check_plan(hook: ConversationsHook, plan: WalkPlan, *, min_count: int = 1, settled: bool = False) -> WindowCheck:
+    """Does the planned window hold at least ``min_count`` conversations and, with ``settled``, none still in
+    progress?
 
     Cheap by construction:
 
@@ -63,24 +71,23 @@ def check_window(
     - with ``settled`` and a vendor that cannot, every conversation of the window is read and checked with
       ``hook.is_in_progress``, stopping at the first page holding an in-progress one.
     """
-    validated = hook.validate_filters(filters)
     before = hook.stats.requests
-    where = f"{hook.hook_name} window [{iso_z(window.start)}, {iso_z(window.end)}) by {time_key}"
+    where = f"{hook.hook_name} window [{iso_z(plan.window.start)}, {iso_z(plan.window.end)}) by {plan.key.name}"
     need = f"need {min_count}"
 
     def result(done: bool, count: int, in_progress: int, message: str, exact: bool) -> WindowCheck:
         return WindowCheck(done, count, in_progress, f"{where}: {message}", exact, hook.stats.requests - before)
 
-    server_side = hook.in_progress_filters(validated) if settled else None
+    server_side = hook.in_progress_filters(plan.filters) if settled else None
     if server_side is not None:
-        live = _first_in_progress_page(hook, window, time_key, {**validated, **server_side})
+        live = _first_in_progress_page(hook, replace(plan, filters={**plan.filters, **server_side}))
         if live:
             return result(False, live, live, f"at least {live} conversation{_s(live)} still in progress", False)
 
     read_all = settled and server_side is None
     count = in_progress = 0
     exact = True
-    for page in hook.iter_pages(window.start, window.end, time_key=time_key, filters=validated):
+    for page in hook.walk(plan):
         count += len(page)
         in_progress += sum(1 for item in page if hook.is_in_progress(item))
         if settled and in_progress:  # read_all, or one that started after the in-progress query
@@ -97,10 +104,9 @@ def check_window(
     return result(True, count, in_progress, f"{shown} conversation{_s(count)} ({need}){state}", exact)
 
 
-def _first_in_progress_page(hook: ConversationsHook, window: Window, time_key: str,
-                            filters: Mapping[str, Any]) -> int:
+def _first_in_progress_page(hook: ConversationsHook, plan: WalkPlan) -> int:
     """In-progress conversations on the first page that has any (0: the window has none)."""
-    for page in hook.iter_pages(window.start, window.end, time_key=time_key, filters=filters):
+    for page in hook.walk(plan):
         live = sum(1 for item in page if hook.is_in_progress(item))
         if live:
             return live
@@ -111,4 +117,4 @@ def _s(n: int) -> str:
     return "" if n == 1 else "s"
 
 
-__all__ = ["WindowCheck", "check_window"]
+__all__ = ["WindowCheck", "check_plan", "check_window"]

@@ -11,13 +11,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_provider_conversations.exceptions import ConfigurationError
+from airflow_provider_conversations.windows import iso_z
 
 if TYPE_CHECKING:
     from airflow_provider_conversations.hooks.base import ConversationsHook
 
 OutputFormat = Literal["raw", "normalized"]
 OUTPUT_FORMATS: tuple[str, ...] = ("raw", "normalized")
-#: The keys of every normalized record, in order (``hook.normalize`` of each vendor returns exactly these).
+#: The keys of every normalized record, in order (what :func:`normalize` returns for every vendor).
 NORMALIZED_FIELDS: tuple[str, ...] = (
     "vendor", "id", "created_at", "updated_at", "status", "finished", "channel", "duration_seconds", "raw",
 )
@@ -78,12 +79,32 @@ def drop_paths(record: Any, paths: Iterable[FieldPath]) -> Any:
     return record
 
 
+def normalize(hook: ConversationsHook, item: dict[str, Any]) -> dict[str, Any]:
+    """One record shape across vendors (``output_format="normalized"``), from the vendor's declarations."""
+    created = hook.time_keys["created"].of(item)
+    updated_key = hook.time_keys.get("updated")
+    updated = updated_key.of(item) if updated_key is not None else None
+    duration = item.get(hook.duration_field) if hook.duration_field else None
+    return {
+        "vendor": hook.vendor,
+        "id": str(item.get(hook.id_field)),
+        "created_at": iso_z(created) if created else None,
+        "updated_at": iso_z(updated) if updated else None,
+        "status": hook.status_of(item),
+        "finished": hook.finished_of(item),
+        "channel": hook.channel_of(item),
+        "duration_seconds": float(duration) if isinstance(duration, int | float)
+        and not isinstance(duration, bool) else None,
+        "raw": item,
+    }
+
+
 class RecordShaper:
     """Turns the vendor's raw items of one page into the records the operator writes or returns.
 
     - ``finished_only``: keeps only items for which ``hook.is_finished`` holds (the server-side filter is
       merged by the operator; this check covers vendors that cannot express it on the server);
-    - ``output_format``: ``raw`` keeps the vendor's dict as it came, ``normalized`` calls ``hook.normalize``;
+    - ``output_format``: ``raw`` keeps the vendor's dict as it came, ``normalized`` is :func:`normalize`;
     - ``exclude_fields``: each dotted path is dropped from the record; for normalized records it is applied to
       the top-level fields and to the raw dict inside (``raw``), so ``["transcript"]`` removes the vendor's
       transcript and ``["raw"]`` keeps only the common fields.
@@ -91,11 +112,6 @@ class RecordShaper:
 
     def __init__(self, hook: ConversationsHook, *, output_format: str = "raw",
                  exclude_fields: Iterable[FieldPath] = (), finished_only: bool = False) -> None:
-        if output_format not in OUTPUT_FORMATS:
-            raise ConfigurationError(
-                f"output_format={output_format!r} is not valid; allowed: "
-                + ", ".join(repr(f) for f in OUTPUT_FORMATS)
-            )
         self.hook = hook
         self.output_format = output_format
         self.paths = tuple(exclude_fields)
@@ -118,7 +134,7 @@ class RecordShaper:
         if self.output_format == "raw":
             shaped: dict[str, Any] = drop_paths(item, self.paths)
             return shaped
-        record: dict[str, Any] = drop_paths(self.hook.normalize(item), self.paths)
+        record: dict[str, Any] = drop_paths(normalize(self.hook, item), self.paths)
         raw = record.get("raw")
         if self.paths and isinstance(raw, Mapping):
             new_raw = drop_paths(raw, self.paths)
@@ -135,5 +151,6 @@ __all__ = [
     "RecordShaper",
     "drop_path",
     "drop_paths",
+    "normalize",
     "parse_field_paths",
 ]
