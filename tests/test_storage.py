@@ -20,7 +20,8 @@ from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_conversations.exceptions import ConfigurationError
 from airflow_provider_conversations.output import storage
-from airflow_provider_conversations.output.storage import JsonLinesWriter, atomic_target, object_uri
+from airflow_provider_conversations.output.storage import JsonLinesWriter
+from airflow_provider_conversations.output.targets import atomic_target, object_uri
 
 NAME = "conversations.jsonl.gz"
 
@@ -150,7 +151,7 @@ def test_failing_commit_discards_the_temp_file_and_keeps_the_old_object(tmp_path
     def broken_replace(src: str, dst: str) -> None:
         raise OSError("disk on fire")
 
-    monkeypatch.setattr("airflow_provider_conversations.output.storage.os.replace", broken_replace)
+    monkeypatch.setattr("airflow_provider_conversations.output.targets.os.replace", broken_replace)
     with pytest.raises(OSError, match="disk on fire"):
         write(path, 20)
     assert (tmp_path / NAME).read_bytes() == before

@@ -18,6 +18,7 @@ from airflow_provider_conversations.engine.paginators import Answer, Item, Pagin
 from airflow_provider_conversations.exceptions import ConfigurationError, InvalidResponseError, PaginationError
 from airflow_provider_conversations.filters import Filter, FilterSet
 from airflow_provider_conversations.hooks.base import ConnectionSettings, ConversationsHook, Paging, TimeKey
+from airflow_provider_conversations.hooks.statuses import Statuses
 from airflow_provider_conversations.transport.errors import detail_text, envelope, validation_errors
 from airflow_provider_conversations.transport.session import Params
 from airflow_provider_conversations.windows import Window, iso_z, parse_iso
@@ -182,8 +183,7 @@ class AnyreachHook(ConversationsHook):
     }
     id_field = "id"
     max_page_size = MAX_LIMIT
-    in_progress_statuses = frozenset(IN_PROGRESS)
-    finished_statuses = frozenset(FINISHED)
+    statuses = Statuses.of("status", in_progress=IN_PROGRESS, finished=FINISHED)
     error_envelope = envelope(detail_text, validation_errors)
     filter_set = FilterSet(
         vendor="Anyreach",

@@ -24,6 +24,7 @@ from airflow_provider_conversations.engine.plan import TimeKey, WalkPlan
 from airflow_provider_conversations.engine.walk import MAX_STALLED_PAGES, Page, Walk, run_walk
 from airflow_provider_conversations.exceptions import ConfigurationError, InvalidFilterError
 from airflow_provider_conversations.filters import FilterSet
+from airflow_provider_conversations.hooks.statuses import NO_STATUS, Statuses
 from airflow_provider_conversations.stats import HookStats
 from airflow_provider_conversations.transport.client import ApiClient
 from airflow_provider_conversations.transport.connection import ConnectionSettings, not_found, read_settings
@@ -81,9 +82,7 @@ class ConversationsHook(BaseHook):
     error_envelope: ClassVar[Envelope] = ANY_SHAPE
     rate_limit_headers: ClassVar[RateLimitHeaders | None] = None
     #: The status field and the vendor's own in-progress / finished values (sensors, ``finished_only``).
-    status_field: ClassVar[str | None] = "status"
-    in_progress_statuses: ClassVar[frozenset[str]] = frozenset()
-    finished_statuses: ClassVar[frozenset[str]] = frozenset()
+    statuses: ClassVar[Statuses] = NO_STATUS
     #: Field holding the conversation's duration in seconds, if the vendor has one.
     duration_field: ClassVar[str | None] = None
     #: Server-side time bounds exist for this vendor (sub-windows can then be fetched in parallel).
@@ -137,9 +136,6 @@ class ConversationsHook(BaseHook):
 
     def check_connection_filters(self, filters: Mapping[str, Any]) -> None:
         """Refuse filters this connection cannot send (e.g. PolyAI's v3-only filters on a v1 connection)."""
-
-    def status_of(self, item: Item) -> Any:
-        return item.get(self.status_field) if self.status_field else None
 
     def channel_of(self, item: Item) -> str | None:
         channel = item.get("channel")
@@ -360,26 +356,24 @@ class ConversationsHook(BaseHook):
 
     # ------------------------------------------------------------------ statuses, sensors, UI
 
-    def is_finished(self, item: Item) -> bool:
-        return self.status_of(item) in self.finished_statuses
-
-    def is_in_progress(self, item: Item) -> bool:
-        return self.status_of(item) in self.in_progress_statuses
+    def status_of(self, item: Item) -> Any:
+        return self.statuses.status(item)
 
     def finished_of(self, item: Item) -> bool | None:
         """True/False by the vendor's own statuses; None when the status is missing or unknown."""
-        status = self.status_of(item)
-        if status in self.finished_statuses:
-            return True
-        if status in self.in_progress_statuses:
-            return False
-        return None
+        return self.statuses.finished_of(item)
+
+    def is_finished(self, item: Item) -> bool:
+        return self.statuses.finished_of(item) is True
+
+    def is_in_progress(self, item: Item) -> bool:
+        return self.statuses.finished_of(item) is False
 
     @classmethod
     def refuse_in_progress_status(cls, filters: Mapping[str, Any], hint: str = "") -> None:
         """``finished_only`` beside a single-valued ``status`` filter that selects an in-progress status."""
         status = filters.get("status")
-        if status in cls.in_progress_statuses:
+        if status in cls.statuses.in_progress:
             raise InvalidFilterError(
                 f"finished_only=True contradicts {cls.hook_name} filter status={status!r} (an in-progress "
                 f"status); drop one of them{hint}"

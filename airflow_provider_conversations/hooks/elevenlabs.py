@@ -10,6 +10,7 @@ from airflow_provider_conversations.engine.paginators import BodyCursorPaginator
 from airflow_provider_conversations.exceptions import InvalidFilterError, InvalidResponseError
 from airflow_provider_conversations.filters import Filter, FilterSet
 from airflow_provider_conversations.hooks.base import ConnectionSettings, ConversationsHook, Paging, TimeKey
+from airflow_provider_conversations.hooks.statuses import Statuses
 from airflow_provider_conversations.transport.errors import detail_object, envelope, validation_errors
 from airflow_provider_conversations.transport.session import Params
 from airflow_provider_conversations.windows import Window, parse_unix, unix_bounds
@@ -44,8 +45,7 @@ class ElevenLabsHook(ConversationsHook):
     time_keys = {"created": TimeKey("created", "start_time_unix_secs", parse_unix)}
     id_field = "conversation_id"
     max_page_size = 100
-    in_progress_statuses = frozenset(IN_PROGRESS)
-    finished_statuses = frozenset(FINISHED)
+    statuses = Statuses.of("status", in_progress=IN_PROGRESS, finished=FINISHED)
     error_envelope = envelope(detail_object, validation_errors)
     filter_set = FilterSet(
         vendor="ElevenLabs",

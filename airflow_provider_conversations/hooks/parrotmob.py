@@ -17,6 +17,7 @@ from airflow_provider_conversations.engine.paginators import Answer, Item, Offse
 from airflow_provider_conversations.exceptions import InvalidResponseError
 from airflow_provider_conversations.filters import Filter, FilterSet
 from airflow_provider_conversations.hooks.base import ConnectionSettings, ConversationsHook, Paging, TimeKey
+from airflow_provider_conversations.hooks.statuses import Statuses
 from airflow_provider_conversations.transport.connection import path_segment
 from airflow_provider_conversations.transport.errors import ANY_SHAPE, envelope, phoenix_errors
 from airflow_provider_conversations.transport.session import Params
@@ -185,8 +186,7 @@ class ParrotMobHook(ConversationsHook):
     }
     max_page_size = MAX_PAGE_SIZE
     server_bounded = False
-    in_progress_statuses = IN_PROGRESS
-    finished_statuses = FINISHED
+    statuses = Statuses.of("status", in_progress=IN_PROGRESS, finished=FINISHED)
     error_envelope = envelope(phoenix_errors, *ANY_SHAPE.readers)
     filter_set = FilterSet(
         vendor="ParrotMob",

@@ -11,6 +11,7 @@ from airflow_provider_conversations.engine.paginators import BodyCursorPaginator
 from airflow_provider_conversations.exceptions import ConfigurationError, InvalidFilterError, InvalidResponseError
 from airflow_provider_conversations.filters import Filter, FilterSet
 from airflow_provider_conversations.hooks.base import ConnectionSettings, ConversationsHook, Paging, TimeKey
+from airflow_provider_conversations.hooks.statuses import BooleanStatus
 from airflow_provider_conversations.transport.connection import path_segment
 from airflow_provider_conversations.transport.errors import envelope, flat_error, validation_errors
 from airflow_provider_conversations.transport.session import Params
@@ -38,9 +39,8 @@ class PolyAIHook(ConversationsHook):
     time_keys = {"created": TimeKey("created", "started_at", parse_iso)}
     id_field = "id"
     max_page_size = max(API_VERSIONS.values())
-    # One boolean, no status field: in_progress true/false is read as the status "in_progress"/"finished".
-    in_progress_statuses = frozenset({"in_progress"})
-    finished_statuses = frozenset({"finished"})
+    # No status field: the boolean in_progress is read as the status "in_progress" or "finished".
+    statuses = BooleanStatus.of("in_progress")
     error_envelope = envelope(flat_error, validation_errors)
     filter_set = FilterSet(
         vendor="PolyAI",
@@ -116,10 +116,6 @@ class PolyAIHook(ConversationsHook):
                 f"PolyAI returned a body without a 'conversations' list: {str(body)[:120]!r}", vendor=self.vendor
             )
         return items
-
-    def status_of(self, item: Item) -> Any:
-        in_progress = item.get("in_progress")
-        return ("in_progress" if in_progress else "finished") if isinstance(in_progress, bool) else None
 
     @classmethod
     def finished_filters(cls, filters: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from airflow_provider_conversations.engine.paginators import BodyCursorPaginator
 from airflow_provider_conversations.exceptions import ConfigurationError, InvalidFilterError, InvalidResponseError
 from airflow_provider_conversations.filters import Filter, FilterSet
 from airflow_provider_conversations.hooks.base import ConnectionSettings, ConversationsHook, Paging, TimeKey
+from airflow_provider_conversations.hooks.statuses import Statuses
 from airflow_provider_conversations.transport.errors import envelope, nested_error
 from airflow_provider_conversations.transport.session import Params
 from airflow_provider_conversations.transport.throttle import RateLimitHeaders
@@ -51,8 +52,7 @@ class ReplyfulHook(ConversationsHook):
     max_page_size = 100
     rate_limit_headers = RateLimitHeaders()
     error_envelope = envelope(nested_error)
-    in_progress_statuses = frozenset(IN_PROGRESS)
-    finished_statuses = frozenset(FINISHED)
+    statuses = Statuses.of("status", in_progress=IN_PROGRESS, finished=FINISHED)
     filter_set = FilterSet(
         vendor="Replyful",
         filters=(

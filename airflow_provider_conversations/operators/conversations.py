@@ -12,19 +12,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from airflow.sdk import Asset, AssetAlias, BaseOperator, ObjectStoragePath, XComArg
+from airflow.sdk import BaseOperator, ObjectStoragePath, XComArg
 
 from airflow_provider_conversations.engine.parallel import FileParts, MemoryParts, in_walk_order
 from airflow_provider_conversations.exceptions import ConfigurationError, ConversationsError
+from airflow_provider_conversations.operators.lineage import emit_asset_events, input_datasets, output_datasets
 from airflow_provider_conversations.output.layout import object_path
 from airflow_provider_conversations.output.records import OUTPUT_FORMATS, RecordShaper, parse_field_paths
-from airflow_provider_conversations.output.storage import (
-    COMPRESSIONS,
-    DestinationError,
-    JsonLinesWriter,
-    json_lines,
-    object_uri,
-)
+from airflow_provider_conversations.output.storage import COMPRESSIONS, DestinationError, JsonLinesWriter, json_lines
+from airflow_provider_conversations.output.targets import object_uri
 from airflow_provider_conversations.tasks.arguments import OPERATOR, SourceArguments, check_workers, is_dynamic
 from airflow_provider_conversations.tasks.interval import window_for_task
 from airflow_provider_conversations.tasks.progress import Progress
@@ -165,14 +161,6 @@ class _ConversationsBaseOperator(BaseOperator):
 
     # ------------------------------------------------------------------ OpenLineage (optional provider)
 
-    def _lineage_inputs(self) -> list[Any]:
-        from airflow.providers.common.compat.openlineage.facet import Dataset
-
-        if self._lineage_input is None:
-            return []
-        namespace, name = self._lineage_input
-        return [Dataset(namespace=namespace, name=name)]
-
 
 class ConversationsOperator(_ConversationsBaseOperator):
     """Return the conversations of the task's window as a list of dicts (pushed to XCom).
@@ -245,7 +233,7 @@ class ConversationsOperator(_ConversationsBaseOperator):
         """OpenLineage: the vendor's conversations endpoint as input (no output dataset: XCom is not one)."""
         from airflow.providers.openlineage.extractors import OperatorLineage
 
-        return OperatorLineage(inputs=self._lineage_inputs(), outputs=[])
+        return OperatorLineage(inputs=input_datasets(self._lineage_input), outputs=[])
 
 
 class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
@@ -362,7 +350,7 @@ class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
             hook.close()
         self._output = path
         self._manifest = manifest
-        self._emit_asset_events(context, manifest)
+        emit_asset_events(self.outlets, context.get("outlet_events"), manifest)
         self.log.info("Exported %d conversations to %s; manifest: %s", manifest["count"], manifest["uri"],
                       orjson.dumps(manifest).decode())
         return manifest
@@ -376,43 +364,16 @@ class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
                 "does not end with .gz" if self.compression else "ends with .gz",
             )
 
-    def _emit_asset_events(self, context: Context, manifest: dict[str, Any]) -> None:
-        """Static Asset outlets get the manifest as event extra; an AssetAlias gets an event for the object."""
-        if not self.outlets:
-            return
-        events = context.get("outlet_events")
-        if events is None:
-            return
-        for outlet in self.outlets:
-            if isinstance(outlet, AssetAlias):
-                events[outlet].add(Asset(manifest["uri"]), extra=manifest)
-            elif isinstance(outlet, Asset):
-                events[outlet].extra.update(manifest)
-
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the vendor's conversations endpoint in, the written object out (with row count, size)."""
-        from airflow.providers.common.compat.openlineage.facet import (
-            OutputDataset,
-            OutputStatisticsOutputDatasetFacet,
-        )
         from airflow.providers.openlineage.extractors import OperatorLineage
 
-        outputs = []
         manifest = self._manifest
         if manifest is None and task_instance is not None:  # a fresh operator object: read the manifest back
             pulled = task_instance.xcom_pull(task_ids=task_instance.task_id, key="return_value")
             manifest = pulled if isinstance(pulled, dict) else None
-        path = self._output
-        if path is None and manifest is not None:
-            path = ObjectStoragePath(manifest["uri"])
-        if path is not None:
-            facets: dict[str, Any] = {}
-            if manifest is not None:
-                facets["outputStatistics"] = OutputStatisticsOutputDatasetFacet(
-                    rowCount=manifest["count"], size=manifest["bytes"]
-                )
-            outputs.append(OutputDataset(namespace=path.namespace or "file", name=path.key, outputFacets=facets))
-        return OperatorLineage(inputs=self._lineage_inputs(), outputs=outputs)
+        return OperatorLineage(inputs=input_datasets(self._lineage_input),
+                               outputs=output_datasets(self._output, manifest))
 
 
 __all__ = [
