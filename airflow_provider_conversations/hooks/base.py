@@ -17,7 +17,7 @@ import requests
 from airflow.providers.common.compat.sdk import AirflowNotFoundException
 from airflow.sdk import BaseHook
 
-from airflow_provider_conversations.catalog import BY_CONN_TYPE, FormField
+from airflow_provider_conversations.catalog import BY_CONN_TYPE, CONN_TYPES, FormField
 from airflow_provider_conversations.engine.paginators import Context, Item, Order, Paginator
 from airflow_provider_conversations.engine.parallel import MAX_WORKERS, PARTS_PER_WORKER, run_parallel
 from airflow_provider_conversations.engine.plan import TimeKey, WalkPlan
@@ -204,12 +204,11 @@ class ConversationsHook(BaseHook):
     def settings(self) -> ConnectionSettings:
         """The connection, fetched and checked on first use."""
         if self._settings is None:
-            from airflow_provider_conversations.hooks.registry import conn_types
-
             try:
                 conn = self.get_connection(self.conn_id)
             except AirflowNotFoundException:
-                raise not_found(self.conn_id, conn_types()) from None
+                types = CONN_TYPES if self.conn_type in CONN_TYPES else (*CONN_TYPES, self.conn_type)
+                raise not_found(self.conn_id, types) from None
             self._settings = self.settings_from_connection(conn)
         return self._settings
 
