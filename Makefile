@@ -11,8 +11,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip uv
 
-# Re-install whenever pyproject.toml changes.
-$(STAMP): pyproject.toml | $(BIN)/python
+# Re-install whenever pyproject.toml or the version (read from __init__.py into the package metadata) changes.
+$(STAMP): pyproject.toml airflow_provider_conversations/__init__.py | $(BIN)/python
 	$(BIN)/uv pip install -q -p $(BIN)/python -e '.[test]' || $(BIN)/python -m pip install -q -e '.[test]'
 	touch $@
 
@@ -54,7 +54,7 @@ reliability: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -m "not e2e"
 
-$(BENCH_STAMP): pyproject.toml | $(BIN)/python
+$(BENCH_STAMP): pyproject.toml airflow_provider_conversations/__init__.py | $(BIN)/python
 	$(BIN)/uv pip install -q -p $(BIN)/python -e '.[test,bench]' || $(BIN)/python -m pip install -q -e '.[test,bench]'
 	touch $@ $(STAMP)
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow_provider_conversations import __version__
+
 _HOOKS = "airflow_provider_conversations.hooks"
 
 _VERIFY_SSL = {
@@ -151,6 +153,7 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-conversations",
         "name": "Conversations",
+        "versions": [__version__],
         "description": "Export conversations (calls, chats, support threads) from ParrotMob, Anyreach, PolyAI, "
         "ElevenLabs and Replyful, exactly once per data interval, to XCom or object storage.",
         "integrations": [
