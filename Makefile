@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-test
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: test lint unit install bench demo airflow reliability chromium test-matrix clean
+.PHONY: test lint unit install dist bench demo airflow reliability chromium test-matrix clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,14 @@ $(STAMP): pyproject.toml airflow_provider_conversations/__init__.py | $(BIN)/pyt
 	touch $@
 
 install: $(STAMP)
+
+# The sdist and the wheel users install, into dist/ (the `build` frontend, its isolated build env made by uv);
+# twine checks their metadata; the wheel's files are listed and checked against the checkout (tests/wheel_contents.py).
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --installer uv --outdir dist .
+	$(BIN)/twine check --strict dist/*
+	$(BIN)/python -m tests.wheel_contents dist/*.whl
 
 lint: $(STAMP)
 	$(BIN)/ruff check airflow_provider_conversations tests dags_examples benchmarks
