@@ -38,7 +38,8 @@ chromium:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 # The whole suite: unit, simulator, DAG-level, fault-injection and end-to-end tests (a real airflow standalone
-# driven through its REST API and a headless browser).
+# driven through its REST API and a headless browser), and the wheel test (the built wheel installed in a kept
+# virtualenv under .scratch/, tests/test_wheel.py).
 test: lint chromium
 	$(BIN)/pytest
 
@@ -58,9 +59,9 @@ airflow: $(STAMP)
 reliability: $(STAMP)
 	$(BIN)/python -m airflow_provider_conversations.testing.reliability --scale full $(RELIABILITY_ARGS)
 
-# Quick loop while developing: everything but the real-Airflow end-to-end tests.
+# Quick loop while developing: everything but the real-Airflow end-to-end tests and the wheel test.
 unit: $(STAMP)
-	$(BIN)/pytest -m "not e2e"
+	$(BIN)/pytest -m "not e2e and not wheel"
 
 $(BENCH_STAMP): pyproject.toml airflow_provider_conversations/__init__.py | $(BIN)/python
 	$(BIN)/uv pip install -q -p $(BIN)/python -e '.[test,bench]' || $(BIN)/python -m pip install -q -e '.[test,bench]'
@@ -81,8 +82,8 @@ test-matrix:
 		test -x $$venv/bin/python || $(PYTHON) -m venv $$venv || exit 1; \
 		$$venv/bin/python -m pip install -q uv || exit 1; \
 		$$venv/bin/uv pip install -q -p $$venv/bin/python -e '.[test]' "apache-airflow==$$v" || exit 1; \
-		AIRFLOW_HOME=$$(mktemp -d) $$venv/bin/pytest -q -p no:cacheprovider -m "not e2e" || exit 1; \
+		AIRFLOW_HOME=$$(mktemp -d) $$venv/bin/pytest -q -p no:cacheprovider -m "not e2e and not wheel" || exit 1; \
 	done
 
 clean:
-	rm -rf $(VENV) .scratch .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .scratch .pytest_cache .mypy_cache .ruff_cache dist build *.egg-info

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -44,7 +45,16 @@ def test_the_checkout_has_the_files_the_package_needs():
 def test_a_module_left_out_is_named(tmp_path):
     (problem,) = problems(fake_wheel(tmp_path, drop=f"{PACKAGE}/testing/server.py"))
     assert problem.startswith(f"{PACKAGE}/testing/server.py: in the checkout, not in the wheel")
-    assert "__init__.py" in problem
+    assert "package discovery" in problem
+
+
+def test_a_data_file_left_out_is_named(tmp_path):
+    """A checkout whose simulators read a data file that no package-data rule ships."""
+    checkout = tmp_path / "checkout"
+    shutil.copytree(REPO / PACKAGE, checkout / PACKAGE, ignore=shutil.ignore_patterns("__pycache__"))
+    (checkout / PACKAGE / "testing" / "names.json").write_text("[]")
+    (problem,) = problems(fake_wheel(tmp_path), root=checkout)
+    assert problem == f"{PACKAGE}/testing/names.json: in the checkout, not in the wheel (no package-data ships it)"
 
 
 def test_missing_py_typed_is_named(tmp_path):

@@ -5,8 +5,8 @@ Used by ``make dist`` and by tests/test_wheel.py::
     python -m tests.wheel_contents dist/airflow_provider_conversations-*.whl    # lists the files, exit 1 on a problem
 
 The wheel holds the package and its ``.dist-info`` only: every file of ``airflow_provider_conversations/`` in the
-checkout (a subpackage without ``__init__.py`` is left out by package discovery and shows up here as missing;
-so would a data file that no package-data rule ships), ``py.typed``, the provider entry point, and nothing else:
+checkout (a module that package discovery did not pick up, or a data file that no package-data rule ships, shows
+up here as missing), ``py.typed``, the provider entry point, and nothing else:
 no tests, benchmarks, tools, example DAGs, scratch folders, byte code, or a stale file the checkout no longer has.
 """
 
@@ -72,7 +72,7 @@ def problems(wheel: Path, root: Path = REPO) -> list[str]:
     shipped = {n for n in names if n.startswith(f"{PACKAGE}/")}
     expected = package_files(root)
     for name in sorted(expected - shipped):
-        hint = " (is its folder missing an __init__.py?)" if name.endswith(".py") else " (no package-data ships it)"
+        hint = " (package discovery missed its folder)" if name.endswith(".py") else " (no package-data ships it)"
         found.append(f"{name}: in the checkout, not in the wheel{hint}")
     for name in sorted(shipped - expected):
         found.append(f"{name}: in the wheel, not in the checkout (a stale build/ folder?)")
