@@ -48,24 +48,29 @@ SCRATCH = REPO / ".scratch"
 CONN_TYPES = ("parrotmob", "anyreach", "polyai", "elevenlabs", "replyful")
 #: Bumped when the way the virtualenv is made changes, so older ones are not reused.
 RECIPE = 1
+#: Prefix of the line a script run in the virtualenv prints its JSON result on.
+RESULT = "wheel-test-result: "
 
 
 def _run(cmd: list[str], *, timeout: float, env: dict[str, str] | None = None, cwd: Path | None = None,
-         check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run a command in its own process group; on timeout the whole group is killed."""
+         stdout_only: bool = False) -> str:
+    """Run a command in its own process group and return its output (stdout and stderr, or only stdout); on
+    timeout the whole group is killed. Fails with the output's tail when it exits non-zero."""
     shown = " ".join(a if len(a) < 100 else f"{a[:60]}...({len(a)} chars)" for a in cmd)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd,
-                            start_new_session=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE if stdout_only else subprocess.STDOUT,
+                            text=True, env=env, cwd=cwd, start_new_session=True)
     try:
-        out, _ = proc.communicate(timeout=timeout)
+        out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        raise AssertionError(f"{shown} timed out after {timeout:g} s; output tail:\n{out[-4000:]}") from None
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{shown} exited {proc.returncode}; output tail:\n{out[-4000:]}")
-    return subprocess.CompletedProcess(cmd, proc.returncode, out, None)
+        out, err = proc.communicate()
+        tail = ((err or "") + out)[-4000:]
+        raise AssertionError(f"{shown} timed out after {timeout:g} s; output tail:\n{tail}") from None
+    if proc.returncode != 0:
+        tail = ((err or "") + out)[-4000:]
+        raise AssertionError(f"{shown} exited {proc.returncode}; output tail:\n{tail}")
+    return out
 
 
 def _uv() -> str:
@@ -110,10 +115,13 @@ class WheelVenv:
 
     def python_json(self, code: str, home: Path, *args: str, timeout: float = 180) -> Any:
         """Run ``code`` (``sys.argv[1:]`` = ``args``) with the virtualenv's Python in isolated mode (-I: no
-        PYTHONPATH, no script or working folder on sys.path) from a folder outside the checkout; its last output
-        line is JSON."""
-        out = _run([self.python, "-I", "-c", code, *args], timeout=timeout, env=self.env(home), cwd=home).stdout
-        return json.loads(out.strip().splitlines()[-1])
+        PYTHONPATH, no script or working folder on sys.path) from a folder outside the checkout; ``code`` prints
+        its result as one JSON line after :data:`RESULT`."""
+        out = _run([self.python, "-I", "-c", code, *args], timeout=timeout, env=self.env(home), cwd=home)
+        (line,) = [line for line in out.splitlines() if line.startswith(RESULT)] or [f"{RESULT}null"]
+        result = json.loads(line.removeprefix(RESULT))
+        assert result is not None, f"no result line in the output:\n{out[-4000:]}"
+        return result
 
 
 def _venv_key() -> str:
@@ -136,23 +144,19 @@ def _constraints(path: Path) -> Path:
     return path
 
 
-def _create(root: Path, wheel: Path) -> None:
+def _create(venv: WheelVenv) -> None:
+    """A new virtualenv: this interpreter's Python, the wheel with its runtime dependencies (no extras, as
+    ``pip install <wheel>`` gives a user), Airflow pinned to this interpreter's, and a migrated metadata DB."""
     uv = _uv()
-    shutil.rmtree(root, ignore_errors=True)
-    _run([uv, "venv", "-q", "--python", sys.executable, str(root)], timeout=120)
-    python = str(root / "bin" / "python")
+    shutil.rmtree(venv.root, ignore_errors=True)
+    _run([uv, "venv", "-q", "--python", sys.executable, str(venv.root)], timeout=120)
     airflow_version = importlib.metadata.version("apache-airflow")
-    constraints = _constraints(root / "constraints.txt")
-    # The wheel with its runtime dependencies (no extras), as `pip install <wheel>` gives a user.
-    _run([uv, "pip", "install", "-q", "-p", python, "--constraints", str(constraints),
-          f"apache-airflow=={airflow_version}", str(wheel)], timeout=900)
-    template = root / "airflow-template"
-    (template / "dags").mkdir(parents=True)
-    env = {"PATH": f"{root / 'bin'}{os.pathsep}{os.defpath}", "HOME": os.environ.get("HOME", str(template)),
-           "AIRFLOW_HOME": str(template), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-           "AIRFLOW__CORE__DAGS_FOLDER": str(template / "dags")}
-    _run([str(root / "bin" / "airflow"), "db", "migrate"], timeout=300, env=env, cwd=template)
-    (root / ".ready").write_text(json.dumps({"airflow": airflow_version, "python": sys.version}))
+    constraints = _constraints(venv.root / "constraints.txt")
+    _run([uv, "pip", "install", "-q", "-p", venv.python, "--constraints", str(constraints),
+          f"apache-airflow=={airflow_version}", str(venv.wheel)], timeout=900)
+    template = venv.home(venv.template_db.parent)
+    _run([venv.airflow, "db", "migrate"], timeout=300, env=venv.env(template), cwd=template)
+    (venv.root / ".ready").write_text(json.dumps({"airflow": airflow_version, "python": sys.version}))
 
 
 @pytest.fixture(scope="module")
@@ -175,17 +179,17 @@ def venv(wheel: Path) -> Iterator[WheelVenv]:
             if old.is_dir() and old != root:
                 shutil.rmtree(old, ignore_errors=True)
         started = time.monotonic()
+        venv = WheelVenv(root, wheel, root / "airflow-template" / "airflow.db")
         reused = (root / ".ready").exists()
         if not reused:
-            _create(root, wheel)
-        python = str(root / "bin" / "python")
+            _create(venv)
         # Only the provider is reinstalled, from this run's wheel; its dependencies stay.
-        _run([_uv(), "pip", "install", "-q", "-p", python, "--no-deps", "--reinstall", "--no-cache", str(wheel)],
+        _run([_uv(), "pip", "install", "-q", "-p", venv.python, "--no-deps", "--reinstall", "--no-cache", str(wheel)],
              timeout=120)
-        _run([_uv(), "pip", "check", "-q", "-p", python], timeout=60)
+        _run([_uv(), "pip", "check", "-q", "-p", venv.python], timeout=60)
         how = "reused" if reused else "created"
         print(f"wheel virtualenv {root.name}: {how}, provider reinstalled, in {time.monotonic() - started:.1f} s")
-        yield WheelVenv(root, wheel, root / "airflow-template" / "airflow.db")
+        yield venv
 
 
 def test_the_wheel_holds_the_package_and_nothing_else(wheel):
@@ -229,7 +233,7 @@ for kind in ("hooks", "operators", "sensors", "triggers"):
 from airflow.dag_processing.dagbag import DagBag
 
 bag = DagBag(dag_folder=sys.argv[1], safe_mode=False)
-print(json.dumps({
+print("wheel-test-result: " + json.dumps({
     "file": pkg.__file__,
     "version": pkg.__version__,
     "metadata_version": dist.version,
@@ -274,9 +278,8 @@ def test_one_version_in_metadata_provider_info_and_providers_manager(probe):
 
 def test_airflow_providers_list_shows_the_provider_and_its_version(venv, tmp_path):
     home = venv.home(tmp_path / "home")
-    out = _run([venv.airflow, "providers", "list", "--output", "json"], timeout=180, env=venv.env(home),
-               cwd=home).stdout
-    listed = json.loads(out[out.index("["):])
+    listed = json.loads(_run([venv.airflow, "providers", "list", "--output", "json"], timeout=180,
+                             env=venv.env(home), cwd=home, stdout_only=True))
     (mine,) = [p for p in listed if p["package_name"] == DISTRIBUTION]
     assert mine["version"] == VERSION
 
@@ -333,7 +336,7 @@ from airflow_provider_conversations.testing import simulator
 conversations, seed, start, end = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 sim = simulator("replyful", conversations=conversations, seed=seed, token={REPLYFUL_TOKEN!r})
 ids = sim.ground_truth(datetime.fromisoformat(start), datetime.fromisoformat(end), time_key="updated")
-print(json.dumps({{"id_field": sim.id_field, "ids": ids}}))
+print({RESULT!r} + json.dumps({{"id_field": sim.id_field, "ids": ids}}))
 """
 
 
@@ -349,10 +352,10 @@ def test_example_dag_export_against_a_shipped_simulator_is_exact(venv, tmp_path)
         env = venv.env(home, AIRFLOW__CORE__DAGS_FOLDER=str(EXAMPLES), CONVERSATIONS_EXPORT_ROOT=output.as_uri(),
                        AIRFLOW_CONN_REPLYFUL_DEFAULT=json.dumps(sim["connection"]))
         # The logical date is the end of the hour: CronDataIntervalTimetable runs [end - 1 h, end).
-        run = _run([venv.airflow, "dags", "test", "conversations_replyful_hourly", end], timeout=300, env=env,
+        log = _run([venv.airflow, "dags", "test", "conversations_replyful_hourly", end], timeout=300, env=env,
                    cwd=home)
     objects = sorted(output.rglob("*.jsonl.gz"))
-    assert len(objects) == 1, f"expected one export object, found {objects}; log tail:\n{run.stdout[-4000:]}"
+    assert len(objects) == 1, f"expected one export object, found {objects}; log tail:\n{log[-4000:]}"
     (obj,) = objects
     assert "time_key=updated/start=2026-11-18T00:00:00Z/end=2026-11-18T01:00:00Z" in obj.as_posix()
     truth = venv.python_json(GROUND_TRUTH, home, "20000", "18", start, end)
