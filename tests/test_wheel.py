@@ -37,6 +37,7 @@ from typing import Any
 import pytest
 
 import airflow_provider_conversations
+from tests.helpers import assert_exactly_once, stop_process_group
 from tests.wheel_contents import REPO, problems
 
 pytestmark = [pytest.mark.wheel, pytest.mark.timeout(1800)]
@@ -317,13 +318,7 @@ def _simulator_cli(venv: WheelVenv, home: Path, *args: str, max_seconds: int = 3
         assert started["url"].startswith("http://127.0.0.1:")
         yield started
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(15)
+        stop_process_group(proc, grace=15)
 
 
 REPLYFUL_TOKEN = "rfl_test_wheel_0123456789"
@@ -361,5 +356,4 @@ def test_example_dag_export_against_a_shipped_simulator_is_exact(venv, tmp_path)
     truth = venv.python_json(GROUND_TRUTH, home, "20000", "18", start, end)
     exported = [str(json.loads(line)[truth["id_field"]]) for line in gzip.decompress(obj.read_bytes()).splitlines()]
     assert len(truth["ids"]) > 200  # several pages of 100
-    assert len(exported) == len(set(exported)), "duplicates in the export"
-    assert sorted(exported) == sorted(truth["ids"])
+    assert_exactly_once(exported, truth["ids"])
