@@ -5,18 +5,26 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-test
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: test lint unit install bench demo airflow reliability chromium test-matrix clean
+.PHONY: test lint unit install dist bench demo airflow reliability chromium test-matrix clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip uv
 
-# Re-install whenever pyproject.toml changes.
-$(STAMP): pyproject.toml | $(BIN)/python
+# Re-install whenever pyproject.toml or the version (read from __init__.py into the package metadata) changes.
+$(STAMP): pyproject.toml airflow_provider_conversations/__init__.py | $(BIN)/python
 	$(BIN)/uv pip install -q -p $(BIN)/python -e '.[test]' || $(BIN)/python -m pip install -q -e '.[test]'
 	touch $@
 
 install: $(STAMP)
+
+# The sdist and the wheel users install, into dist/ (the `build` frontend, its isolated build env made by uv);
+# twine checks their metadata; the wheel's files are listed and checked against the checkout (tests/wheel_contents.py).
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --installer uv --outdir dist .
+	$(BIN)/twine check --strict dist/*
+	$(BIN)/python -m tests.wheel_contents dist/*.whl
 
 lint: $(STAMP)
 	$(BIN)/ruff check airflow_provider_conversations tests dags_examples benchmarks
@@ -30,7 +38,8 @@ chromium:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 # The whole suite: unit, simulator, DAG-level, fault-injection and end-to-end tests (a real airflow standalone
-# driven through its REST API and a headless browser).
+# driven through its REST API and a headless browser), and the wheel test (the built wheel installed in a kept
+# virtualenv under .scratch/, tests/test_wheel.py).
 test: lint chromium
 	$(BIN)/pytest
 
@@ -50,11 +59,11 @@ airflow: $(STAMP)
 reliability: $(STAMP)
 	$(BIN)/python -m airflow_provider_conversations.testing.reliability --scale full $(RELIABILITY_ARGS)
 
-# Quick loop while developing: everything but the real-Airflow end-to-end tests.
+# Quick loop while developing: everything but the real-Airflow end-to-end tests and the wheel test.
 unit: $(STAMP)
-	$(BIN)/pytest -m "not e2e"
+	$(BIN)/pytest -m "not e2e and not wheel"
 
-$(BENCH_STAMP): pyproject.toml | $(BIN)/python
+$(BENCH_STAMP): pyproject.toml airflow_provider_conversations/__init__.py | $(BIN)/python
 	$(BIN)/uv pip install -q -p $(BIN)/python -e '.[test,bench]' || $(BIN)/python -m pip install -q -e '.[test,bench]'
 	touch $@ $(STAMP)
 
@@ -73,8 +82,8 @@ test-matrix:
 		test -x $$venv/bin/python || $(PYTHON) -m venv $$venv || exit 1; \
 		$$venv/bin/python -m pip install -q uv || exit 1; \
 		$$venv/bin/uv pip install -q -p $$venv/bin/python -e '.[test]' "apache-airflow==$$v" || exit 1; \
-		AIRFLOW_HOME=$$(mktemp -d) $$venv/bin/pytest -q -p no:cacheprovider -m "not e2e" || exit 1; \
+		AIRFLOW_HOME=$$(mktemp -d) $$venv/bin/pytest -q -p no:cacheprovider -m "not e2e and not wheel" || exit 1; \
 	done
 
 clean:
-	rm -rf $(VENV) .scratch .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .scratch .pytest_cache .mypy_cache .ruff_cache dist build *.egg-info

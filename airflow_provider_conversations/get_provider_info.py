@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow_provider_conversations import __version__
 from airflow_provider_conversations.catalog import VENDORS
 
 _PACKAGE = "airflow_provider_conversations"
@@ -21,6 +22,7 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-conversations",
         "name": "Conversations",
+        "versions": [__version__],
         "description": "Export conversations (calls, chats, support threads) from ParrotMob, Anyreach, PolyAI, "
         "ElevenLabs and Replyful, exactly once per data interval, to XCom or object storage.",
         "integrations": [

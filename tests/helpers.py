@@ -1,11 +1,30 @@
-"""Assertions shared by the per-vendor suites."""
+"""Assertions shared by the per-vendor suites, and stopping what a test started."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
+
+
+def stop_process_group(proc: subprocess.Popen[Any], grace: float = 20) -> None:
+    """Stop a process started with ``start_new_session=True`` and everything it started: SIGTERM to its group,
+    SIGKILL after ``grace`` seconds."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
 
 
 def hourly_windows(start: datetime, hours: int) -> list[tuple[datetime, datetime]]:

@@ -6,10 +6,7 @@ Bounded in time, and every process it starts is stopped (its whole process group
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -23,6 +20,7 @@ import requests
 
 from airflow_provider_conversations.testing.demo import free_port, simulators, standalone_env
 from airflow_provider_conversations.testing.server import VendorSimulator
+from tests.helpers import stop_process_group
 
 STARTUP_SECONDS = 420
 
@@ -49,19 +47,6 @@ class Airflow:
                 return dict(run)
             time.sleep(2)
         raise AssertionError(f"{dag_id} run {run_id} did not finish in {timeout:g} s; log: {self.log}")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
 
 
 @pytest.fixture(scope="session")
@@ -105,4 +90,4 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
             af.session.headers["Authorization"] = f"Bearer {token}"
             yield af
         finally:
-            _stop(proc)
+            stop_process_group(proc)
