@@ -112,6 +112,8 @@ class AnyreachSimulator(VendorSimulator):
     }
 
     default_token = "ak_sim.0123456789abcdef"
+    #: The header naming the organisation, which a ``pat_`` token needs besides ``Authorization``.
+    org_header: ClassVar[str] = "X-Anyreach-Org"
 
     def __init__(
         self,
@@ -249,17 +251,17 @@ class AnyreachSimulator(VendorSimulator):
         return next((v for k, v in request.headers.items() if k.lower() == name), None)
 
     def _authorized(self, request: SimRequest) -> bool:
-        if self._header(request, "Authorization") != f"Bearer {self.token}":
+        if self._header(request, self.auth_header) != f"{self.auth_prefix}{self.token}":
             return False
-        return not self.token.startswith("pat_") or self._header(request, "X-Anyreach-Org") == self.org_id
+        return not self.token.startswith("pat_") or self._header(request, self.org_header) == self.org_id
 
     def unauthorized(self, request: SimRequest) -> SimResponse:
-        auth = self._header(request, "Authorization")
-        if auth is None or not auth.startswith("Bearer "):
+        auth = self._header(request, self.auth_header)
+        if auth is None or not auth.startswith(self.auth_prefix):
             return self.error(401, "not_authenticated", "Not authenticated")
-        if auth != f"Bearer {self.token}":
+        if auth != f"{self.auth_prefix}{self.token}":
             return self.error(401, "invalid_token", "Invalid authentication credentials")
-        org = self._header(request, "X-Anyreach-Org")
+        org = self._header(request, self.org_header)
         if org is None:
             return self.error(401, "missing_org", "Token is missing organization claim.")
         return self.error(403, "forbidden_org", f"Token has no access to organization {org!r}.")

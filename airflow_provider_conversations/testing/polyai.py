@@ -15,6 +15,8 @@ from airflow_provider_conversations.testing.store import SortedStore, compact_js
 
 PATH = re.compile(r"^/(v1|v3)/([^/]+)/([^/]+)/conversations/?$")
 CHANNELS = ("voice", "webchat", "sms")
+CLIENT_ENVS = ("sandbox", "pre-release", "live")
+#: The environments of generated conversations, picked in turn: 60% live.
 ENVS = ("live", "live", "live", "sandbox", "pre-release")
 LIMITS = {"v1": 5000, "v3": 1000}
 DEFAULT_LIMIT = {"v1": 5, "v3": 50}
@@ -159,7 +161,7 @@ class PolyAISimulator(VendorSimulator):
         if not 1 <= limit <= LIMITS[version]:
             return self.error(422, "less_than_equal", f"Input should be between 1 and {LIMITS[version]}", "limit")
         env = request.one("client_env") or "live"
-        if env not in ("sandbox", "pre-release", "live"):
+        if env not in CLIENT_ENVS:
             return self.error(422, "enum", "Input should be 'sandbox', 'pre-release' or 'live'", "client_env")
         bools: dict[str, bool] = {}
         for name in ("in_progress", "include_context_state", "include_latency"):

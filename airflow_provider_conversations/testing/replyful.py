@@ -24,6 +24,7 @@ STATUSES = (
 FINISHED = ("assumed_resolved", "resolved", "spam", "archived")
 IN_PROGRESS = tuple(s for s in STATUSES if s not in FINISHED)
 WAITING = ("waiting_for_user", "needs_first_response", "needs_follow_up")
+SUPPORT_LEVELS = ("ai", "human")
 SORTS = ("createdAt", "-createdAt", "updatedAt", "-updatedAt")
 BOUNDS = ("createdAt[gte]", "createdAt[lte]", "updatedAt[gte]", "updatedAt[lte]")
 REPEATABLE = ("status", "channelId", "topicId", "tagId")
@@ -123,7 +124,7 @@ class ReplyfulSimulator(VendorSimulator):
             "object": "conversation",
             "title": f"{subject} #{c.user}",
             "status": status,
-            "supportLevel": ("ai", "human")[c.direction],
+            "supportLevel": SUPPORT_LEVELS[c.direction],
             "channel": _CHANNEL_OBJS[c.channel % len(CHANNELS)],
             "contact": {"id": f"ct_{c.user:05d}", "name": f"Customer {c.user}",
                         "email": f"customer{c.user}@example.com"},
@@ -208,8 +209,8 @@ class ReplyfulSimulator(VendorSimulator):
         for bad in q.get("status", []):
             if bad not in STATUSES:
                 return self._invalid("status", f"'status' must be one of {', '.join(STATUSES)}")
-        if request.one("supportLevel") not in (None, "ai", "human"):
-            return self._invalid("supportLevel", "'supportLevel' must be one of ai, human")
+        if request.one("supportLevel") not in (None, *SUPPORT_LEVELS):
+            return self._invalid("supportLevel", f"'supportLevel' must be one of {', '.join(SUPPORT_LEVELS)}")
         bounds: dict[str, str] = {}
         for name in BOUNDS:
             value = request.one(name)
