@@ -102,6 +102,7 @@ class SortedStore:
     # ------------------------------------------------------------------ reading
 
     def index(self, name: str) -> Index:
+        """The whole index ``name`` (replaced, never changed in place, when the records change)."""
         return self._indexes[name]
 
     def span(self, name: str, lo: Any = None, hi: Any = None, *,
