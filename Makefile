@@ -27,7 +27,7 @@ dist: $(STAMP)
 	$(BIN)/python -m tests.wheel_contents dist/*.whl
 
 lint: $(STAMP)
-	$(BIN)/ruff check airflow_provider_conversations tests dags_examples benchmarks
+	$(BIN)/ruff check airflow_provider_conversations tests dags_examples benchmarks tools
 	$(BIN)/mypy
 
 # Debian's Chromium for the browser check of the Airflow UI (tests/e2e/test_browser.py), installed if missing.
@@ -46,18 +46,18 @@ test: lint chromium
 # The main job on a fresh clone: example DAGs against the five simulators in a scratch SQLite Airflow,
 # a summary table, and a check against the simulators' ground truth.
 demo: $(STAMP)
-	$(BIN)/python -m airflow_provider_conversations.testing.demo run
+	$(BIN)/python -m tools.demo run
 
 # A real Airflow (standalone: scheduler, dag-processor, api-server, triggerer) on http://127.0.0.1:8080 with the
 # simulators, connections and example DAGs. Ctrl-C stops everything.
 airflow: $(STAMP)
-	$(BIN)/python -m airflow_provider_conversations.testing.demo standalone --port $(or $(PORT),8080)
+	$(BIN)/python -m tools.demo standalone --port $(or $(PORT),8080)
 
 # Fault-injection runs at a larger scale than CI: per vendor (and PolyAI v1) 200 one-hour windows, 5,000
 # conversations, 15% of requests drawing a fault (5xx in bursts of 3), inserts/updates during the walks,
 # seeds 1-3; prints the markdown table the README shows (about 6 minutes on 2 cores).
 reliability: $(STAMP)
-	$(BIN)/python -m airflow_provider_conversations.testing.reliability --scale full $(RELIABILITY_ARGS)
+	$(BIN)/python -m tools.reliability --scale full $(RELIABILITY_ARGS)
 
 # Quick loop while developing: everything but the real-Airflow end-to-end tests and the wheel test.
 unit: $(STAMP)

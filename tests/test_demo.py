@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_demo_exports_equal_the_ground_truth_and_every_example_dag_succeeds(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     proc = subprocess.run(
-        [sys.executable, "-m", "airflow_provider_conversations.testing.demo", "run", "--home", str(tmp_path / "demo"),
+        [sys.executable, "-m", "tools.demo", "run", "--home", str(tmp_path / "demo"),
          "--conversations", "600", "--intervals", "2"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )

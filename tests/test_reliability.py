@@ -1,6 +1,6 @@
 """Fault injection for all five vendors: randomized runs stay exact, failures are loud and leave nothing behind.
 
-- Randomized runs (``testing.reliability``): 50 consecutive one-hour windows per vendor (and PolyAI's v1 API),
+- Randomized runs (``tools.reliability``): 50 consecutive one-hour windows per vendor (and PolyAI's v1 API),
   exported with the object-storage operator while 10% of requests draw a random fault (5xx in bursts of three,
   so more than 10% fail) and conversations are inserted and updated during the walks. The seed is in each
   test id and the markdown table of every run is printed at the end of the module.
@@ -30,9 +30,9 @@ from airflow_provider_conversations.exceptions import PaginationError, RetriesEx
 from airflow_provider_conversations.hooks import hook_class
 from airflow_provider_conversations.hooks.polyai import PolyAIHook
 from airflow_provider_conversations.operators.conversations import ConversationsToObjectStorageOperator
-from airflow_provider_conversations.testing import reliability
 from airflow_provider_conversations.testing.dataset import DEFAULT_START
 from airflow_provider_conversations.testing.server import Churn, Faults, VendorSimulator
+from tools import reliability
 
 SEED = 7
 WINDOWS = 50
@@ -50,8 +50,7 @@ def table(request: pytest.FixtureRequest) -> Iterator[list[reliability.Result]]:
     if results and reporter is not None and capture is not None:
         with capture.global_and_fixture_disabled():
             reporter.write_line("")
-            reporter.write_sep("-", f"fault-injection runs, seed {SEED} (python -m "
-                                    "airflow_provider_conversations.testing.reliability reproduces them)")
+            reporter.write_sep("-", f"fault-injection runs, seed {SEED} (python -m tools.reliability reproduces them)")
             reporter.write_line(reliability.markdown(results))
 
 

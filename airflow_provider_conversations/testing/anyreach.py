@@ -25,8 +25,9 @@ from typing import Any, ClassVar
 
 import orjson
 
-from airflow_provider_conversations.testing.dataset import DEFAULT_START, Conversation, generate
+from airflow_provider_conversations.testing.dataset import Conversation
 from airflow_provider_conversations.testing.server import SimRequest, SimResponse, VendorSimulator
+from airflow_provider_conversations.testing.store import SortedStore
 
 PATHS = ("/core/conversations", "/core/conversations/")
 DEFAULT_LIMIT = 100
@@ -59,6 +60,14 @@ def _key(ts: datetime) -> str:
 def _canonical(rendered: str) -> str:
     """The canonical key of a rendered timestamp (a millisecond one gets its three zeros back)."""
     return rendered if len(rendered) == 27 else rendered[:23] + "000Z"
+
+
+def _created(r: dict[str, Any]) -> str:
+    return _canonical(r["created_at"])
+
+
+def _updated(r: dict[str, Any]) -> str:
+    return _canonical(r["updated_at"])
 
 
 def tie_group(instant: datetime, count: int, *, first_index: int, seed: int = 0) -> list[Conversation]:
@@ -102,21 +111,22 @@ class AnyreachSimulator(VendorSimulator):
                  "in the middle of a walk cannot be told from the end of the list",
     }
 
+    default_token = "ak_sim.0123456789abcdef"
+    #: The header naming the organisation, which a ``pat_`` token needs besides ``Authorization``.
+    org_header: ClassVar[str] = "X-Anyreach-Org"
+
     def __init__(
         self,
         conversations: int | list[Conversation] = 1000,
         *,
         seed: int = 0,
-        start: datetime = DEFAULT_START,
-        span: timedelta = timedelta(days=3),
         cursor_compare: str = "strict",
         tie_groups: Iterable[tuple[datetime, int]] = (),
         tie_order: str = "stable",
         precision: timedelta = timedelta(microseconds=1),
         sensitive: bool = True,
         org_id: str = "org_sim",
-        token: str = "ak_sim.0123456789abcdef",
-        **server: Any,
+        **options: Any,
     ) -> None:
         if cursor_compare not in ("strict", "inclusive"):
             raise ValueError(f"cursor_compare={cursor_compare!r}; allowed: 'strict', 'inclusive'")
@@ -124,21 +134,14 @@ class AnyreachSimulator(VendorSimulator):
             raise ValueError(f"tie_order={tie_order!r}; allowed: 'stable', 'shuffled'")
         if precision not in (timedelta(microseconds=1), timedelta(milliseconds=1)):
             raise ValueError("precision must be 1 microsecond or 1 millisecond")
-        super().__init__(token=token, **server)
         self.cursor_compare = cursor_compare
         self.tie_order = tie_order
         self.precision = precision
         self.sensitive = sensitive
         self.org_id = org_id
         self._rng = random.Random(seed)
-        data = list(conversations) if isinstance(conversations, list) else generate(
-            conversations, seed=seed, start=start, span=span, precision=precision, in_progress_fraction=0.05
-        )
-        for instant, count in tie_groups:
-            data += tie_group(self._truncate(instant), count, first_index=len(data), seed=seed)
-        self.records: list[dict[str, Any]] = []
-        self._entries: list[tuple[str, str, str, dict[str, Any]]] = []
-        self._merge([self._entry(c) for c in data])
+        self._tie_groups = list(tie_groups)
+        super().__init__(conversations, seed=seed, **options)
 
     # ------------------------------------------------------------------ data
 
@@ -180,54 +183,36 @@ class AnyreachSimulator(VendorSimulator):
             "recording_details": {"recording_url": f"https://recordings.invalid/{c.index}.wav"},
         }
 
-    def _entry(self, c: Conversation) -> tuple[str, str, str, dict[str, Any]]:
-        r = self.render(c)
-        return (_canonical(r["created_at"]), r["id"], _canonical(r["updated_at"]), r)
+    def data_set(self, conversations: int | list[Conversation], *, seed: int, start: datetime,
+                 span: timedelta) -> list[Conversation]:
+        """The conversations, and ``tie_groups`` more on their instants."""
+        data = list(super().data_set(conversations, seed=seed, start=start, span=span))
+        for instant, count in self._tie_groups:
+            data += tie_group(self._truncate(instant), count, first_index=len(data), seed=seed)
+        return data
 
-    def _merge(self, new: list[tuple[str, str, str, dict[str, Any]]]) -> None:
-        with self.lock:
-            self._entries = sorted([*self._entries, *new], key=lambda e: (e[0], e[1]))
-            self._reindex()
-
-    def _reindex(self) -> None:
-        self.records = [e[3] for e in self._entries]
-        self._created = [e[0] for e in self._entries]
+    def new_store(self) -> SortedStore:
         # A second index, by updated_at, so updated_* windows do not scan every conversation.
-        self._by_updated = sorted(range(len(self._entries)), key=lambda i: self._entries[i][2])
-        self._updated = [self._entries[i][2] for i in self._by_updated]
-        self._blobs = [orjson.dumps(self._visible(r)) for r in self.records]
-        self._cache: dict[tuple[Any, ...], tuple[list[int], list[str]]] = {}
+        return SortedStore(self.lock, order=lambda r: (_created(r), r["id"]),
+                           keys={"created": _created, "updated": _updated},
+                           blob=lambda r: orjson.dumps(self._visible(r)))
 
     def _visible(self, r: dict[str, Any]) -> dict[str, Any]:
         return r if self.sensitive else {k: v for k, v in r.items() if k not in SENSITIVE}
 
-    def add(self, conversations: list[Conversation]) -> None:
-        """Insert conversations (thread-safe, also while a walk is running)."""
-        self._merge([self._entry(c) for c in conversations])
-
     def finish_all(self) -> None:
         """Every in-progress conversation completes."""
-        with self.lock:
-            for r in self.records:
-                if r["status"] in IN_PROGRESS:
-                    r["status"] = "completed"
-            self._reindex()
+        self.store.mutate(None, lambda r: r.update(status="completed"), where=lambda r: r["status"] in IN_PROGRESS)
 
     def update(self, ids: list[str], *, at: datetime) -> int:
         """``updated_at`` becomes ``at`` and a live conversation completes (``created_at`` unchanged)."""
-        wanted = set(ids)
-        found = 0
-        with self.lock:
-            for i, (created, conv_id, _, r) in enumerate(self._entries):
-                if conv_id in wanted:
-                    r["updated_at"] = self._fmt(at)
-                    if r["status"] in IN_PROGRESS:
-                        r["status"] = "completed"
-                    self._entries[i] = (created, conv_id, _canonical(r["updated_at"]), r)
-                    found += 1
-            if found:
-                self._reindex()
-        return found
+
+        def reply(r: dict[str, Any]) -> None:
+            r["updated_at"] = self._fmt(at)
+            if r["status"] in IN_PROGRESS:
+                r["status"] = "completed"
+
+        return self.store.mutate(ids, reply)
 
     def ground_truth(self, start: datetime, end: datetime, *, time_key: str = "created",
                      **filters: Any) -> list[str]:
@@ -240,8 +225,8 @@ class AnyreachSimulator(VendorSimulator):
         lo, hi = _key(start), _key(end)
         if time_key not in ("created", "updated"):
             raise ValueError(f"time_key={time_key!r}; allowed: 'created', 'updated'")
-        return [e[1] for e in self._entries
-                if lo <= (e[0] if time_key == "created" else e[2]) < hi and self._match(e, crit)]
+        key = _created if time_key == "created" else _updated
+        return [r["id"] for r in self.records if lo <= key(r) < hi and self._match(r, crit)]
 
     def connection(self, conn_id: str | None = None, *, token: str | None = None,
                    org_id: str | None = None) -> dict[str, Any]:
@@ -266,17 +251,17 @@ class AnyreachSimulator(VendorSimulator):
         return next((v for k, v in request.headers.items() if k.lower() == name), None)
 
     def _authorized(self, request: SimRequest) -> bool:
-        if self._header(request, "Authorization") != f"Bearer {self.token}":
+        if self._header(request, self.auth_header) != f"{self.auth_prefix}{self.token}":
             return False
-        return not self.token.startswith("pat_") or self._header(request, "X-Anyreach-Org") == self.org_id
+        return not self.token.startswith("pat_") or self._header(request, self.org_header) == self.org_id
 
     def unauthorized(self, request: SimRequest) -> SimResponse:
-        auth = self._header(request, "Authorization")
-        if auth is None or not auth.startswith("Bearer "):
+        auth = self._header(request, self.auth_header)
+        if auth is None or not auth.startswith(self.auth_prefix):
             return self.error(401, "not_authenticated", "Not authenticated")
-        if auth != f"Bearer {self.token}":
+        if auth != f"{self.auth_prefix}{self.token}":
             return self.error(401, "invalid_token", "Invalid authentication credentials")
-        org = self._header(request, "X-Anyreach-Org")
+        org = self._header(request, self.org_header)
         if org is None:
             return self.error(401, "missing_org", "Token is missing organization claim.")
         return self.error(403, "forbidden_org", f"Token has no access to organization {org!r}.")
@@ -322,7 +307,7 @@ class AnyreachSimulator(VendorSimulator):
                 pos = bisect.bisect_left(keys, c) if self.cursor_compare == "strict" else bisect.bisect_right(keys, c)
             rows = self._page(sel, keys, pos, limit)
             if fields is None:
-                body = b"[" + b",".join(self._blobs[i] for i in rows) + b"]"
+                body = b"[" + b",".join(self.store.blobs[i] for i in rows) + b"]"
             else:
                 body = orjson.dumps([{k: v for k, v in self._visible(self.records[i]).items() if k in fields}
                                      for i in rows])
@@ -406,30 +391,28 @@ class AnyreachSimulator(VendorSimulator):
 
     def _selection(self, crit: tuple[Any, ...]) -> tuple[list[int], list[str]]:
         """Indexes (ascending created_at) matching everything but the cursor, cached per criteria."""
-        hit = self._cache.get(crit)
-        if hit is not None:
-            return hit
+        return self.store.cached(crit, lambda: self._select(crit))
+
+    def _select(self, crit: tuple[Any, ...]) -> tuple[list[int], list[str]]:
+        """Walks the narrower of the two time indexes."""
         created_after, created_before, updated_after, updated_before = crit[-4:]
-        a = 0 if created_after is None else bisect.bisect_left(self._created, created_after)
-        b = len(self._created) if created_before is None else bisect.bisect_right(self._created, created_before)
-        ua = 0 if updated_after is None else bisect.bisect_left(self._updated, updated_after)
-        ub = len(self._updated) if updated_before is None else bisect.bisect_right(self._updated, updated_before)
-        entries, match = self._entries, self._match
+        store, match = self.store, self._match
+        # The created index follows the store's own order: its positions are row numbers.
+        a, b = store.span("created", created_after, created_before)
+        ua, ub = store.span("updated", updated_after, updated_before)
+        records = store.records
         if ub - ua < b - a:
-            sel = sorted(i for i in self._by_updated[ua:ub] if a <= i < b and match(entries[i], crit))
+            sel = sorted(i for i in store.index("updated").rows[ua:ub] if a <= i < b and match(records[i], crit))
         else:
-            sel = [i for i in range(a, b) if match(entries[i], crit)]
-        if len(self._cache) > 512:
-            self._cache.clear()
-        hit = (sel, [self._created[i] for i in sel])
-        self._cache[crit] = hit
-        return hit
+            sel = [i for i in range(a, b) if match(records[i], crit)]
+        created = store.index("created").keys
+        return sel, [created[i] for i in sel]
 
     @staticmethod
-    def _match(entry: tuple[str, str, str, dict[str, Any]], crit: tuple[Any, ...]) -> bool:
+    def _match(r: dict[str, Any], crit: tuple[Any, ...]) -> bool:
         (direction, channel, status, user_id, agent_id, agent_version_id, agent_number, web_widget_id,
          d_above, d_below, t_above, t_below, meta, c_after, c_before, u_after, u_before) = crit
-        created, _, updated, r = entry
+        created, updated = _created(r), _updated(r)
         if (c_after is not None and created < c_after) or (c_before is not None and created > c_before):
             return False
         if (u_after is not None and updated < u_after) or (u_before is not None and updated > u_before):

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-import base64
 import bisect
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 import orjson
 
-from airflow_provider_conversations.testing.dataset import DEFAULT_START, EPOCH, Conversation, generate
+from airflow_provider_conversations.testing import cursors
+from airflow_provider_conversations.testing.dataset import EPOCH, Conversation
 from airflow_provider_conversations.testing.server import SimRequest, SimResponse, VendorSimulator
+from airflow_provider_conversations.testing.store import SortedStore, compact_json
 
 PATH = "/v1/convai/conversations"
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 30
 IN_PROGRESS = ("initiated", "in-progress", "processing")
-STATUSES = (*IN_PROGRESS, "done", "failed")
+FINISHED = ("done", "failed")
+STATUSES = (*IN_PROGRESS, *FINISHED)
 RESULTS = ("success", "failure", "unknown")
 SOURCES = ("twilio", "sip_trunk", "widget", "js_sdk", "whatsapp", "unknown")
 LANGUAGES = ("en", "en", "en", "de", "fr", "es", "hi")
@@ -72,27 +74,18 @@ class ElevenLabsSimulator(VendorSimulator):
     auth_prefix = ""
     id_field = "conversation_id"
     vendor_fault_kinds: ClassVar[frozenset[str]] = frozenset({"empty", "stuck"})
+    items_key = "conversations"
+    next_cursor_key = "next_cursor"
+    has_more_key = "has_more"
+    cursor_param = "cursor"
+    precision = timedelta(seconds=1)
 
-    def __init__(
-        self,
-        conversations: int | list[Conversation] = 1000,
-        *,
-        seed: int = 0,
-        start: datetime = DEFAULT_START,
-        span: timedelta = timedelta(days=3),
-        bounds: str = "inclusive",
-        **server: Any,
-    ) -> None:
-        super().__init__(**server)
+    def __init__(self, conversations: int | list[Conversation] = 1000, *, bounds: str = "inclusive",
+                 **options: Any) -> None:
         if bounds not in ("inclusive", "exclusive"):
             raise ValueError(f"bounds={bounds!r}; allowed: 'inclusive', 'exclusive'")
         self.bounds = bounds
-        data = conversations if isinstance(conversations, list) else generate(
-            conversations, seed=seed, start=start, span=span, precision=timedelta(seconds=1),
-            in_progress_fraction=0.05,
-        )
-        self.records: list[dict[str, Any]] = []
-        self._load([self.render(c) for c in data])
+        super().__init__(conversations, **options)
 
     # ------------------------------------------------------------------ data
 
@@ -133,42 +126,27 @@ class ElevenLabsSimulator(VendorSimulator):
         return (f"{record['user_id']} talked to {record['agent_name']} about {record['call_summary_title'][11:]} "
                 f"in {record['main_language']}")
 
-    def _load(self, records: list[dict[str, Any]]) -> None:
-        with self.lock:
-            self.records = sorted(records, key=lambda r: (r["start_time_unix_secs"], r["conversation_id"]))
-            self._keys: list[Key] = [(r["start_time_unix_secs"], r["conversation_id"]) for r in self.records]
-            self._times = [k[0] for k in self._keys]
-            # A copy of exact size: orjson hands back a buffer with several KiB of spare capacity.
-            self._blobs = [bytes(memoryview(orjson.dumps(r))) for r in self.records]
-            self._cache: dict[tuple[Any, ...], Sequence[int]] = {}
+    def new_store(self) -> SortedStore:
+        def key(r: dict[str, Any]) -> Key:
+            return r["start_time_unix_secs"], r["conversation_id"]
 
-    def add(self, conversations: list[Conversation]) -> None:
-        """Insert conversations (e.g. while a walk is running); keyset cursors stay valid."""
-        with self.lock:
-            self._load([*self.records, *(self.render(c) for c in conversations)])
+        # "key" places a cursor; "start" is what the call_start_* bounds compare.
+        return SortedStore(self.lock, order=key, keys={"key": key, "start": lambda r: r["start_time_unix_secs"]},
+                           blob=compact_json, id_field="conversation_id")
 
     def finish_all(self) -> None:
-        with self.lock:
-            for r in self.records:
-                if r["status"] in IN_PROGRESS:
-                    r["status"] = "done"
-            self._load(self.records)
+        self.store.mutate(None, lambda r: r.update(status="done"), where=lambda r: r["status"] in IN_PROGRESS)
 
     def update(self, ids: list[str], *, at: datetime) -> int:
         """A message is added and a live conversation ends (ElevenLabs lists carry no update time: ``at`` is
         unused)."""
-        wanted = set(ids)
-        found = 0
-        with self.lock:
-            for i, r in enumerate(self.records):
-                if r["conversation_id"] in wanted:
-                    if r["status"] in IN_PROGRESS:
-                        r["status"] = "done"
-                    r["message_count"] += 1
-                    self._blobs[i] = bytes(memoryview(orjson.dumps(r)))
-                    found += 1
-            self._cache = {}
-        return found
+
+        def reply(r: dict[str, Any]) -> None:
+            if r["status"] in IN_PROGRESS:
+                r["status"] = "done"
+            r["message_count"] += 1
+
+        return self.store.mutate(ids, reply)
 
     def ground_truth(self, start: datetime, end: datetime, *, time_key: str = "created", **filters: Any) -> list[str]:
         """Ids with ``start <= start_time_unix_secs < end`` that match ``filters`` (given as the hook takes them)."""
@@ -220,47 +198,28 @@ class ElevenLabsSimulator(VendorSimulator):
             cursor = _decode_cursor(request.one("cursor") or "") if request.one("cursor") else None
         except _Invalid as exc:
             return self.error(422, exc.code, exc.message, exc.param)
-        key = (after, before, tuple(sorted((k, tuple(v)) for k, v in filters.items())))
+        inclusive = self.bounds == "inclusive"
         with self.lock:
-            rows = self._cache.get(key)
-            if rows is None:
-                rows = self._select(after, before, match)
-                self._cache[key] = rows
-            end = len(rows) if cursor is None else bisect.bisect_left(rows, bisect.bisect_left(self._keys, cursor))
+            store = self.store
+            rows = store.select("start", after, before, inclusive=(inclusive, inclusive), match=match,
+                                cache=tuple(sorted((k, tuple(v)) for k, v in filters.items()))).rows
+            keys = store.index("key").keys
+            end = len(rows) if cursor is None else bisect.bisect_left(rows, bisect.bisect_left(keys, cursor))
             chunk = [rows[i] for i in range(end - 1, max(0, end - limit) - 1, -1)]
             if summary_mode == "include":
-                page = b",".join(orjson.dumps({**self.records[i], "transcript_summary": self.summary(self.records[i])})
+                records = store.records
+                page = b",".join(orjson.dumps({**records[i], "transcript_summary": self.summary(records[i])})
                                  for i in chunk)
             else:
-                page = b",".join(self._blobs[i] for i in chunk)
-            last = self._keys[chunk[-1]] if chunk else None
+                page = b",".join(store.blobs[i] for i in chunk)
+            last = keys[chunk[-1]] if chunk else None
         # The cursor of the last item is sent on the last page too: has_more is what says "stop".
-        tail = {"next_cursor": _encode_cursor(last) if last else None, "has_more": end - limit > 0}
+        tail = {"next_cursor": cursors.encode(last) if last else None, "has_more": end - limit > 0}
         return SimResponse(200, b'{"conversations":[' + page + b"]," + orjson.dumps(tail)[1:], {})
 
-    def vendor_fault(self, kind: str, request: SimRequest) -> SimResponse | None:
-        normal = self.handle(request)
-        if normal.status != 200:
-            return None  # a request the API refuses gets its error, not a fault
+    def cursor_position(self, request: SimRequest) -> Position:
         token = request.one("cursor")
-        body = orjson.loads(normal.body)
-        if kind == "empty":
-            position = _decode_cursor(token) if token else None
-            body.update(conversations=[], has_more=True, next_cursor=_encode_cursor(position, self.nonce()))
-        else:  # stuck: the cursor it was asked with (a first page has none to repeat)
-            if not token:
-                return None
-            body.update(has_more=True, next_cursor=token)
-        return SimResponse.json(200, body)
-
-    def _select(self, after: int | None, before: int | None, match: Match | None) -> Sequence[int]:
-        times, inclusive = self._times, self.bounds == "inclusive"
-        a = 0 if after is None else (bisect.bisect_left if inclusive else bisect.bisect_right)(times, after)
-        b = len(times) if before is None else (bisect.bisect_right if inclusive else bisect.bisect_left)(times, before)
-        if match is None:
-            return range(a, b)
-        records = self.records
-        return [i for i in range(a, b) if match(records[i])]
+        return _decode_cursor(token) if token else None
 
     def _matcher(self, query: Mapping[str, list[str]]) -> Match | None:
         """One predicate for the filters in ``query`` (``None`` when there are none); raises _Invalid."""
@@ -376,23 +335,9 @@ def _data_collection(value: str) -> Match:
     return test
 
 
-def _encode_cursor(position: Position, nonce: int | None = None) -> str:
-    """``[time, id]`` of the last item served (``[null, null]``: the top), plus a nonce for a fresh token."""
-    value: list[Any] = list(position) if position is not None else [None, None]
-    if nonce is not None:
-        value.append(nonce)
-    return base64.urlsafe_b64encode(orjson.dumps(value)).decode().rstrip("=")
-
-
 def _decode_cursor(token: str) -> Position:
     try:
-        t, cid, *nonce = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        if len(nonce) > 1 or (nonce and not isinstance(nonce[0], int)):
-            raise ValueError(token)
-        if t is None and cid is None and nonce:
-            return None
-        if not isinstance(t, int) or not isinstance(cid, str):
-            raise ValueError(token)
-    except (ValueError, TypeError, orjson.JSONDecodeError):
+        position = cursors.decode(token, (int, str))
+    except cursors.InvalidCursor:
         raise _Invalid("cursor", "invalid_cursor", "Cursor could not be decoded") from None
-    return t, cid
+    return None if position is None else (position[0], position[1])

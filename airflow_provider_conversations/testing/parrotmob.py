@@ -17,15 +17,14 @@ suggests Phoenix/Ecto, whose default error JSON is ``{"errors": {"detail": ...}}
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 from urllib.parse import unquote
 
-import orjson
-
-from airflow_provider_conversations.testing.dataset import DEFAULT_START, Conversation, generate
+from airflow_provider_conversations.testing.dataset import DEFAULT_START, Conversation
 from airflow_provider_conversations.testing.server import SimRequest, SimResponse, VendorSimulator
+from airflow_provider_conversations.testing.store import SortedStore
 
 PATH = re.compile(r"^/accounts/([^/]+)/conversations/?$")
 ORDERS = ("inserted_at_asc", "inserted_at_desc", "updated_at_asc", "updated_at_desc")
@@ -45,9 +44,10 @@ def _iso(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _sort_key(records: list[dict[str, Any]], field: str) -> Callable[[int], tuple[str, str]]:
-    """Order of record indices by ``field`` then id (ISO strings of one format sort chronologically)."""
-    return lambda i: (records[i][field], records[i]["id"])
+def _sort_key(field: str) -> Callable[[dict[str, Any]], tuple[str, str]]:
+    """A record's place in the ``field`` order: ``field``, then id (ISO strings of one format sort
+    chronologically)."""
+    return lambda r: (r[field], r["id"])
 
 
 def _uuid(n: int, prefix: str) -> str:
@@ -75,34 +75,25 @@ class ParrotMobSimulator(VendorSimulator):
         self,
         conversations: int | list[Conversation] = 1000,
         *,
-        seed: int = 0,
         start: datetime = DEFAULT_START,
-        span: timedelta = timedelta(days=3),
         account_id: str = "acct_7f3c2a",
         updated_order_bug: bool = False,
         inserts_per_request: int = 0,
         envelope: Literal["array", "data"] = "array",
         precision: timedelta = timedelta(microseconds=1),
-        **server: Any,
+        **options: Any,
     ) -> None:
-        super().__init__(**server)
         if envelope not in ("array", "data"):
             raise ValueError(f"envelope={envelope!r}; allowed: 'array', 'data'")
         self.account_id = account_id
         self.updated_order_bug = updated_order_bug
         self.inserts_per_request = inserts_per_request
         self.envelope = envelope
+        self.precision = precision
         self.inserted = 0
-        data = conversations if isinstance(conversations, list) else generate(
-            conversations, seed=seed, start=start, span=span, precision=precision, in_progress_fraction=0.05
-        )
-        self.records: list[dict[str, Any]] = []
-        self._blobs: list[bytes] = []
-        self._by_inserted: list[int] = []
-        self._by_updated: list[int] = []
-        self._cache: dict[tuple[Any, ...], list[int]] = {}
+        #: The latest instant of any record: "now" for :meth:`insert_now`.
         self._newest = _iso(start)
-        self.add(data)
+        super().__init__(conversations, start=start, **options)
 
     # ------------------------------------------------------------------ data
 
@@ -131,24 +122,16 @@ class ParrotMobSimulator(VendorSimulator):
             return c.created.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
         return c.updated
 
+    def new_store(self) -> SortedStore:
+        # No order of its own: records stay in insertion order, and each order_by field has its index.
+        return SortedStore(self.lock, keys={field: _sort_key(field) for field in ("inserted_at", "updated_at")})
+
     def add(self, conversations: list[Conversation]) -> None:
         """Insert conversations (thread-safe; usable while a walk is running)."""
+        new = [self.render(c) for c in conversations]
         with self.lock:
-            new = [self.render(c) for c in conversations]
-            first = len(self.records)
-            self.records.extend(new)
-            self._blobs.extend(orjson.dumps(r) for r in new)
+            self.store.add(new)
             self._newest = max([self._newest, *(max(r["inserted_at"], r["updated_at"]) for r in new)])
-            idx = range(first, len(self.records))
-            for order, field in ((self._by_inserted, "inserted_at"), (self._by_updated, "updated_at")):
-                key = _sort_key(self.records, field)
-                fresh = sorted(idx, key=key)
-                if order and fresh and key(fresh[0]) < key(order[-1]):
-                    order.extend(fresh)
-                    order.sort(key=key)
-                else:  # all newer than what exists (the usual case): appending keeps the order
-                    order.extend(fresh)
-            self._cache = {}
 
     def insert_now(self, k: int) -> None:
         """``k`` new conversations, inserted (and updated) after everything that exists: "now"."""
@@ -165,30 +148,18 @@ class ParrotMobSimulator(VendorSimulator):
 
     def update(self, ids: list[str], *, at: datetime) -> int:
         """``updated_at`` becomes ``at`` and a live conversation completes (``inserted_at`` unchanged)."""
-        wanted = set(ids)
-        found = 0
-        with self.lock:
-            for i, r in enumerate(self.records):
-                if r["id"] in wanted:
-                    r["updated_at"] = _iso(at)
-                    if r["status"] in IN_PROGRESS:
-                        r["status"] = "completed"
-                    self._blobs[i] = orjson.dumps(r)
-                    self._newest = max(self._newest, r["updated_at"])
-                    found += 1
-            if found:
-                self._by_updated.sort(key=_sort_key(self.records, "updated_at"))
-                self._cache = {}
-        return found
+
+        def reply(r: dict[str, Any]) -> None:
+            r["updated_at"] = _iso(at)
+            if r["status"] in IN_PROGRESS:
+                r["status"] = "completed"
+            self._newest = max(self._newest, r["updated_at"])
+
+        return self.store.mutate(ids, reply)
 
     def finish_all(self) -> None:
         """Every in-progress conversation becomes ``completed`` (timestamps unchanged, so ground truths hold)."""
-        with self.lock:
-            for i, r in enumerate(self.records):
-                if r["status"] in IN_PROGRESS:
-                    r["status"] = "completed"
-                    self._blobs[i] = orjson.dumps(r)
-            self._cache = {}
+        self.store.mutate(None, lambda r: r.update(status="completed"), where=lambda r: r["status"] in IN_PROGRESS)
 
     def ground_truth(self, start: datetime, end: datetime, *, time_key: str = "created", **filters: Any) -> list[str]:
         """Ids whose ``inserted_at`` (created) or ``updated_at`` (updated) lies in ``[start, end)``."""
@@ -252,21 +223,20 @@ class ParrotMobSimulator(VendorSimulator):
         key = (order, self.updated_order_bug, *sorted(wanted.items()))
         limit, offset = numbers["limit"], numbers["offset"]
         with self.lock:
-            rows = self._cache.get(key)
-            if rows is None:
-                rows = self._cache[key] = self._select(order, wanted)
+            rows = self.store.cached(key, lambda: self._select(order, wanted))
             chunk = rows[offset:] if limit == 0 else rows[offset: offset + limit]
-            page = b"[" + b",".join(self._blobs[i] for i in chunk) + b"]"
+            page = b"[" + b",".join(self.store.blobs[i] for i in chunk) + b"]"
         return SimResponse(200, page if self.envelope == "array" else b'{"data":' + page + b"}", {})
 
-    def _select(self, order: str, wanted: Mapping[str, str]) -> list[int]:
+    def _select(self, order: str, wanted: Mapping[str, str]) -> Sequence[int]:
         field, _, direction = order.rpartition("_")
         # The bug: updated_at_* sort by inserted_at, as the docs literally say.
-        base = self._by_inserted if self.updated_order_bug or field == "inserted_at" else self._by_updated
+        base = self.store.index("inserted_at" if self.updated_order_bug else field).rows
         ordered = base if direction == "asc" else base[::-1]
         if not wanted:
             return ordered
-        return [i for i in ordered if self._matches(self.records[i], wanted)]
+        records = self.records
+        return [i for i in ordered if self._matches(records[i], wanted)]
 
     @staticmethod
     def _matches(r: Mapping[str, Any], wanted: Mapping[str, str]) -> bool:

@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-import base64
-import bisect
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import orjson
 
-from airflow_provider_conversations.testing.dataset import DEFAULT_START, Conversation, generate
+from airflow_provider_conversations.testing import cursors
+from airflow_provider_conversations.testing.dataset import Conversation
 from airflow_provider_conversations.testing.server import SimRequest, SimResponse, VendorSimulator
+from airflow_provider_conversations.testing.store import SortedStore, compact_json
 
 PATH = re.compile(r"^/(v1|v3)/([^/]+)/([^/]+)/conversations/?$")
 CHANNELS = ("voice", "webchat", "sms")
+CLIENT_ENVS = ("sandbox", "pre-release", "live")
+#: The environments of generated conversations, picked in turn: 60% live.
 ENVS = ("live", "live", "live", "sandbox", "pre-release")
 LIMITS = {"v1": 5000, "v3": 1000}
 DEFAULT_LIMIT = {"v1": 5, "v3": 50}
-
-
-def _blob(record: dict[str, Any]) -> bytes:
-    # orjson returns bytes with kilobytes of spare capacity; copying trims them (4x less memory at 1M records).
-    return bytes(memoryview(orjson.dumps(record)))
 
 
 def _iso(ts: datetime) -> str:
@@ -46,32 +43,28 @@ class PolyAISimulator(VendorSimulator):
     auth_header = "x-api-key"
     auth_prefix = ""
     vendor_fault_kinds: ClassVar[frozenset[str]] = frozenset({"empty", "stuck"})
+    items_key = "conversations"
+    next_cursor_key = "cursor"
+    cursor_param = "cursor"
 
     def __init__(
         self,
         conversations: int | list[Conversation] = 1000,
         *,
-        seed: int = 0,
-        start: datetime = DEFAULT_START,
-        span: timedelta = timedelta(days=3),
         account_id: str = "acct-1",
         project_id: str = "proj-1",
         bounds: str = "inclusive",
         precision: timedelta = timedelta(milliseconds=1),
         environments: tuple[str, ...] | list[str] = ENVS,
-        **server: Any,
+        **options: Any,
     ) -> None:
-        super().__init__(**server)
         #: client_env of the generated conversations, picked in turn (default: 60% live)
         self.environments = tuple(environments)
         self.account_id = account_id
         self.project_id = project_id
         self.bounds = bounds
-        data = conversations if isinstance(conversations, list) else generate(
-            conversations, seed=seed, start=start, span=span, precision=precision, in_progress_fraction=0.05
-        )
-        self.records: list[dict[str, Any]] = []
-        self._load(data)
+        self.precision = precision
+        super().__init__(conversations, **options)
 
     # ------------------------------------------------------------------ data
 
@@ -93,52 +86,25 @@ class PolyAISimulator(VendorSimulator):
             "state": {},
         }
 
-    def _load(self, data: list[Conversation]) -> None:
-        with self.lock:
-            self.records = sorted((self.render(c) for c in data), key=lambda r: (r["started_at"], r["id"]))
-            self._keys = [r["started_at"] for r in self.records]
-            self._blobs = [_blob(r) for r in self.records]
-            self._cache: dict[tuple[Any, ...], list[int]] = {}
-
-    def add(self, conversations: list[Conversation]) -> None:
-        """Insert conversations (e.g. while a walk is running)."""
-        with self.lock:
-            current = [*self.records, *(self.render(c) for c in conversations)]
-            self.records = sorted(current, key=lambda r: (r["started_at"], r["id"]))
-            self._keys = [r["started_at"] for r in self.records]
-            self._blobs = [_blob(r) for r in self.records]
-            self._cache = {}
+    def new_store(self) -> SortedStore:
+        return SortedStore(self.lock, order=lambda r: (r["started_at"], r["id"]),
+                           keys={"started_at": lambda r: r["started_at"]}, blob=compact_json)
 
     def update(self, ids: list[str], *, at: datetime) -> int:
         """A turn is added and a live conversation ends (PolyAI lists carry no update time: ``at`` is unused)."""
-        wanted = set(ids)
-        found = 0
-        with self.lock:
-            for i, r in enumerate(self.records):
-                if r["id"] in wanted:
-                    r["in_progress"] = False
-                    r["num_turns"] += 1
-                    self._blobs[i] = _blob(r)
-                    found += 1
-            self._cache = {}
-        return found
+
+        def reply(r: dict[str, Any]) -> None:
+            r["in_progress"] = False
+            r["num_turns"] += 1
+
+        return self.store.mutate(ids, reply)
 
     def set_in_progress(self, ids: list[str], value: bool = True) -> None:
         """Mark conversations as still running (or finished), e.g. to make a sensor wait."""
-        wanted = set(ids)
-        with self.lock:
-            for r in self.records:
-                if r["id"] in wanted:
-                    r["in_progress"] = value
-            self._blobs = [_blob(r) for r in self.records]
-            self._cache = {}
+        self.store.mutate(ids, lambda r: r.update(in_progress=value))
 
     def finish_all(self) -> None:
-        with self.lock:
-            for r in self.records:
-                r["in_progress"] = False
-            self._blobs = [_blob(r) for r in self.records]
-            self._cache = {}
+        self.store.mutate(None, lambda r: r.update(in_progress=False))
 
     def ground_truth(self, start: datetime, end: datetime, *, time_key: str = "created", client_env: str = "live",
                      **filters: Any) -> list[str]:
@@ -195,7 +161,7 @@ class PolyAISimulator(VendorSimulator):
         if not 1 <= limit <= LIMITS[version]:
             return self.error(422, "less_than_equal", f"Input should be between 1 and {LIMITS[version]}", "limit")
         env = request.one("client_env") or "live"
-        if env not in ("sandbox", "pre-release", "live"):
+        if env not in CLIENT_ENVS:
             return self.error(422, "enum", "Input should be 'sandbox', 'pre-release' or 'live'", "client_env")
         bools: dict[str, bool] = {}
         for name in ("in_progress", "include_context_state", "include_latency"):
@@ -223,14 +189,20 @@ class PolyAISimulator(VendorSimulator):
         for ch in channels:
             if ch not in CHANNELS:
                 return self.error(422, "enum", f"Input should be one of {', '.join(CHANNELS)}", "channel")
-        key = (env, bounds[0], bounds[1], request.one("variant_id"), request.one("variant_name"),
-               bools.get("in_progress"), channels)
+        variant_id, variant_name, in_progress = request.one("variant_id"), request.one("variant_name"), \
+            bools.get("in_progress")
+
+        def match(r: dict[str, Any]) -> bool:
+            return (r["environment"] == env and (variant_id is None or r["variant_id"] == variant_id)
+                    and (variant_name is None or r["variant_name"] == variant_name)
+                    and (in_progress is None or r["in_progress"] == in_progress)
+                    and (not channels or r["channel"] in channels))
+
+        inclusive = self.bounds == "inclusive"
         with self.lock:
-            rows = self._cache.get(key)
-            if rows is None:
-                rows = self._select(*key)
-                self._cache[key] = rows
-            blobs = self._blobs
+            rows = self.store.select("started_at", bounds[0], bounds[1], inclusive=(inclusive, inclusive),
+                                     match=match, cache=(env, variant_id, variant_name, in_progress, channels)).rows
+            blobs = self.store.blobs
             position = self._position(request, version)
             if isinstance(position, SimResponse):
                 return position
@@ -244,41 +216,43 @@ class PolyAISimulator(VendorSimulator):
             if more:
                 tail["next_offset"] = offset + limit
         else:
-            tail["cursor"] = _cursor(offset + limit) if more else None
+            tail["cursor"] = cursors.encode((offset + limit,)) if more else None
             tail["next_offset"] = offset + limit if more else None
         body = b'{"conversations":[' + page + b"]," + orjson.dumps(tail)[1:]
         return SimResponse(200, body, {})
 
-    def vendor_fault(self, kind: str, request: SimRequest) -> SimResponse | None:
-        normal = self.handle(request)
-        m = PATH.match(request.path)
-        if normal.status != 200 or not m:
-            return None  # a request the API refuses gets its error, not a fault
-        version = m.group(1)
-        offset = self._position(request, version)
-        assert isinstance(offset, int)
-        body = orjson.loads(normal.body)
+    def continuation_fault(self, kind: str, request: SimRequest, body: dict[str, Any]) -> bool:
+        """v3: the default, and ``empty`` also sets ``next_offset`` to the offset asked for. v1 has no cursor to
+        refresh or repeat: both kinds answer with a ``next_offset`` that does not advance."""
+        version, offset = self._accepted(request)
+        if version == "v3":
+            if kind == "empty":
+                body["next_offset"] = offset
+            return super().continuation_fault(kind, request, body)
         if kind == "empty":
             body["conversations"] = []
-            body["next_offset"] = offset
-            if version == "v3":
-                body["cursor"] = _cursor(offset, self.nonce())
-        elif version == "v3":  # stuck: the cursor it was asked with (a first page has none to repeat)
-            if not request.one("cursor"):
-                return None
-            body["cursor"] = request.one("cursor")
-        else:
-            body["next_offset"] = offset
-        return SimResponse.json(200, body)
+        body["next_offset"] = offset
+        return True
+
+    def cursor_position(self, request: SimRequest) -> tuple[int]:
+        return (self._accepted(request)[1],)
+
+    def _accepted(self, request: SimRequest) -> tuple[str, int]:
+        """The API version and offset of a request the API accepted."""
+        m = PATH.match(request.path)
+        assert m is not None
+        offset = self._position(request, m.group(1))
+        assert isinstance(offset, int)
+        return m.group(1), offset
 
     def _position(self, request: SimRequest, version: str) -> int | SimResponse:
         """The offset a request asks for (v3: from its cursor; v1: ``offset``), or the error the API answers."""
         if version == "v3" and request.one("cursor"):
             try:
-                text = base64.urlsafe_b64decode(request.one("cursor") or "").decode()
-                return int(text.removeprefix("o:").split(":")[0])
-            except (ValueError, UnicodeDecodeError):
+                position = cursors.decode(request.one("cursor") or "", (int,))
+            except cursors.InvalidCursor:
                 return self.error(400, "INVALID_CURSOR", "cursor could not be decoded")
+            return 0 if position is None else int(position[0])
         if request.one("offset"):
             try:
                 offset = int(request.one("offset") or 0)
@@ -288,37 +262,3 @@ class PolyAISimulator(VendorSimulator):
                 return self.error(422, "greater_than_equal", "Input should be >= 0", "offset")
             return offset
         return 0
-
-    def _select(self, env: str, lo: str | None, hi: str | None, variant_id: str | None,
-                variant_name: str | None, in_progress: bool | None, channels: tuple[str, ...]) -> list[int]:
-        keys = self._keys
-        if lo is None:
-            a = 0
-        else:
-            a = bisect.bisect_left(keys, lo) if self.bounds == "inclusive" else bisect.bisect_right(keys, lo)
-        if hi is None:
-            b = len(keys)
-        else:
-            b = bisect.bisect_right(keys, hi) if self.bounds == "inclusive" else bisect.bisect_left(keys, hi)
-        out = []
-        for i in range(a, b):
-            r = self.records[i]
-            if r["environment"] != env:
-                continue
-            if variant_id is not None and r["variant_id"] != variant_id:
-                continue
-            if variant_name is not None and r["variant_name"] != variant_name:
-                continue
-            if in_progress is not None and r["in_progress"] != in_progress:
-                continue
-            if channels and r["channel"] not in channels:
-                continue
-            out.append(i)
-        return out
-
-
-def _cursor(offset: int, nonce: int | None = None) -> str:
-    """A v3 cursor: the offset, and optionally a nonce that makes the token new for the same offset."""
-    text = f"o:{offset}" if nonce is None else f"o:{offset}:{nonce}"
-    return base64.urlsafe_b64encode(text.encode()).decode()
-

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import base64
 import bisect
 import itertools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import orjson
 
-from airflow_provider_conversations.testing.dataset import DEFAULT_START, Conversation, generate
+from airflow_provider_conversations.testing import cursors
+from airflow_provider_conversations.testing.dataset import Conversation
 from airflow_provider_conversations.testing.server import SimRequest, SimResponse, VendorSimulator
+from airflow_provider_conversations.testing.store import SortedStore
 
 PATH = re.compile(r"^/v1/conversations/?$")
 STATUSES = (
@@ -23,6 +24,7 @@ STATUSES = (
 FINISHED = ("assumed_resolved", "resolved", "spam", "archived")
 IN_PROGRESS = tuple(s for s in STATUSES if s not in FINISHED)
 WAITING = ("waiting_for_user", "needs_first_response", "needs_follow_up")
+SUPPORT_LEVELS = ("ai", "human")
 SORTS = ("createdAt", "-createdAt", "updatedAt", "-updatedAt")
 BOUNDS = ("createdAt[gte]", "createdAt[lte]", "updatedAt[gte]", "updatedAt[lte]")
 REPEATABLE = ("status", "channelId", "topicId", "tagId")
@@ -64,6 +66,11 @@ def _record_key(rendered: str) -> str:
     return rendered[:-1] + "000"
 
 
+def _sort_key(field: str) -> Callable[[dict[str, Any]], tuple[str, str]]:
+    """A record's place in the ``field`` order: its microsecond key, then its id (the cursor's position)."""
+    return lambda r: (_record_key(r[field]), r["id"])
+
+
 class ReplyfulSimulator(VendorSimulator):
     """Conversations sorted by ``sort`` (default ``-updatedAt``), paged with an opaque keyset cursor.
 
@@ -79,30 +86,27 @@ class ReplyfulSimulator(VendorSimulator):
 
     vendor = "replyful"
     vendor_fault_kinds: ClassVar[frozenset[str]] = frozenset({"empty", "stuck"})
+    default_token = "rfl_test_simulator"
+    items_key = "data"
+    next_cursor_key = "nextCursor"
+    has_more_key = "hasMore"
+    cursor_param = "startingAfter"
+    precision = timedelta(milliseconds=1)
 
     def __init__(
         self,
         conversations: int | list[Conversation] = 1000,
         *,
-        seed: int = 0,
-        start: datetime = DEFAULT_START,
-        span: timedelta = timedelta(days=3),
-        token: str = "rfl_test_simulator",
         truncate_bounds: bool = False,
         cursor_on_last_page: bool = False,
         in_progress_fraction: float = 0.05,
-        **server: Any,
+        **options: Any,
     ) -> None:
-        super().__init__(token=token, **server)
         self.truncate_bounds = truncate_bounds
         self.cursor_on_last_page = cursor_on_last_page
-        data = conversations if isinstance(conversations, list) else generate(
-            conversations, seed=seed, start=start, span=span, precision=timedelta(milliseconds=1),
-            in_progress_fraction=in_progress_fraction,
-        )
+        self.in_progress_fraction = in_progress_fraction
         self._request_ids = itertools.count(1)
-        self.records: list[dict[str, Any]] = []
-        self._load([self.render(c) for c in data])
+        super().__init__(conversations, **options)
 
     # ------------------------------------------------------------------ data
 
@@ -120,7 +124,7 @@ class ReplyfulSimulator(VendorSimulator):
             "object": "conversation",
             "title": f"{subject} #{c.user}",
             "status": status,
-            "supportLevel": ("ai", "human")[c.direction],
+            "supportLevel": SUPPORT_LEVELS[c.direction],
             "channel": _CHANNEL_OBJS[c.channel % len(CHANNELS)],
             "contact": {"id": f"ct_{c.user:05d}", "name": f"Customer {c.user}",
                         "email": f"customer{c.user}@example.com"},
@@ -133,47 +137,26 @@ class ReplyfulSimulator(VendorSimulator):
             "waitingSince": updated if status in WAITING else None,
         }
 
-    def _load(self, records: list[dict[str, Any]]) -> None:
-        with self.lock:
-            self.records = sorted(records, key=lambda r: (r["createdAt"], r["id"]))
-            self._blobs = [orjson.dumps(r) for r in self.records]
-            # Per sort field: row numbers in ascending (time, id) order, and their keys for bisection.
-            self._order: dict[str, tuple[list[int], list[tuple[str, str]]]] = {}
-            for field in ("createdAt", "updatedAt"):
-                keys = [(_record_key(r[field]), r["id"]) for r in self.records]
-                rows = sorted(range(len(keys)), key=keys.__getitem__)
-                self._order[field] = (rows, [keys[i] for i in rows])
-            self._cache: dict[tuple[Any, ...], tuple[list[int], list[tuple[str, str]]]] = {}
-
-    def add(self, conversations: list[Conversation]) -> None:
-        """Insert conversations (thread-safe; usable while a walk is running)."""
-        with self.lock:
-            self._load([*self.records, *(self.render(c) for c in conversations)])
+    def new_store(self) -> SortedStore:
+        # Per sort field, (time, id) keys: a cursor names the last one served, so inserts never shift it.
+        return SortedStore(self.lock, order=lambda r: (r["createdAt"], r["id"]),
+                           keys={field: _sort_key(field) for field in ("createdAt", "updatedAt")})
 
     def finish_all(self) -> None:
         """Resolve every conversation still in progress (``updatedAt`` is left alone, for stable windows)."""
-        with self.lock:
-            for r in self.records:
-                if r["status"] in IN_PROGRESS:
-                    r["status"] = "resolved"
-                    r["waitingSince"] = None
-            self._load(self.records)
+        self.store.mutate(None, lambda r: r.update(status="resolved", waitingSince=None),
+                          where=lambda r: r["status"] in IN_PROGRESS)
 
     def update(self, ids: list[str], *, at: datetime) -> int:
         """A reply: ``updatedAt`` becomes ``at`` and an open conversation is resolved (``createdAt`` unchanged)."""
-        wanted = set(ids)
-        found = 0
-        with self.lock:
-            for r in self.records:
-                if r["id"] in wanted:
-                    r["updatedAt"] = _iso(at)
-                    if r["status"] in IN_PROGRESS:
-                        r["status"] = "resolved"
-                    r["waitingSince"] = None
-                    found += 1
-            if found:
-                self._load(self.records)
-        return found
+
+        def reply(r: dict[str, Any]) -> None:
+            r["updatedAt"] = _iso(at)
+            if r["status"] in IN_PROGRESS:
+                r["status"] = "resolved"
+            r["waitingSince"] = None
+
+        return self.store.mutate(ids, reply)
 
     def ground_truth(self, start: datetime, end: datetime, *, time_key: str = "created", **filters: Any) -> list[str]:
         """Ids whose ``createdAt`` (or ``updatedAt``) is in ``[start, end)`` and that match the vendor filters."""
@@ -226,8 +209,8 @@ class ReplyfulSimulator(VendorSimulator):
         for bad in q.get("status", []):
             if bad not in STATUSES:
                 return self._invalid("status", f"'status' must be one of {', '.join(STATUSES)}")
-        if request.one("supportLevel") not in (None, "ai", "human"):
-            return self._invalid("supportLevel", "'supportLevel' must be one of ai, human")
+        if request.one("supportLevel") not in (None, *SUPPORT_LEVELS):
+            return self._invalid("supportLevel", f"'supportLevel' must be one of {', '.join(SUPPORT_LEVELS)}")
         bounds: dict[str, str] = {}
         for name in BOUNDS:
             value = request.one(name)
@@ -251,13 +234,20 @@ class ReplyfulSimulator(VendorSimulator):
             if after is None:
                 return self.error(422, "invalid_cursor", "The startingAfter cursor could not be decoded",
                                   "startingAfter")
-        cache_key = (field, bound_field, bounds.get("gte"), bounds.get("lte"), criteria)
+        lo, hi = bounds.get("gte"), bounds.get("lte")
+
+        def in_bounds(r: dict[str, Any]) -> bool:
+            at = _record_key(r[bound_field])
+            return (lo is None or lo <= at) and (hi is None or at <= hi) and _matches(r, criteria)
+
         with self.lock:
-            selection = self._cache.get(cache_key)
-            if selection is None:
-                selection = self._select(field, bound_field, bounds.get("gte"), bounds.get("lte"), criteria)
-                self._cache[cache_key] = selection
-            rows, keys = selection
+            if bound_field == field:  # the bounds narrow the sort index itself, whose keys are (time, id)
+                selection = self.store.select(field, None if lo is None else (lo,),
+                                              None if hi is None else (hi, "\uffff"),
+                                              match=_matcher(criteria), cache=criteria)
+            else:
+                selection = self.store.select(field, match=in_bounds, cache=(bound_field, lo, hi, criteria))
+            rows, keys = selection.rows, selection.keys
             if sort.startswith("-"):
                 end = len(rows) if after is None else bisect.bisect_left(keys, after)
                 begin = max(0, end - limit)
@@ -269,46 +259,18 @@ class ReplyfulSimulator(VendorSimulator):
                 chunk = rows[begin:begin + limit]
                 last = keys[begin + len(chunk) - 1] if chunk else None
                 more = begin + limit < len(rows)
-            page = b",".join(self._blobs[i] for i in chunk)
+            page = b",".join(self.store.blobs[i] for i in chunk)
         cursor = _encode_cursor(sort, last) if last is not None and (more or self.cursor_on_last_page) else None
         tail = orjson.dumps({"hasMore": more, "nextCursor": cursor, "url": "/v1/conversations"})
         return SimResponse(200, b'{"object":"list","data":[' + page + b"]," + tail[1:], {})
 
-    def vendor_fault(self, kind: str, request: SimRequest) -> SimResponse | None:
-        normal = self.handle(request)
-        if normal.status != 200:
-            return None  # a request the API refuses gets its error, not a fault
+    def cursor_position(self, request: SimRequest) -> tuple[str, str, str]:
+        sort = request.one("sort") or "-updatedAt"
         token = request.one("startingAfter")
-        body = orjson.loads(normal.body)
-        if kind == "empty":
-            sort = request.one("sort") or "-updatedAt"
-            # The same position: after the cursor asked with, or before the first item (the top of the list).
-            after = _decode_cursor(token, sort) if token else ("\uffff" if sort.startswith("-") else "", "")
-            assert after is not None
-            body.update(data=[], hasMore=True, nextCursor=_encode_cursor(sort, after, self.nonce()))
-        else:  # stuck: the cursor it was asked with (a first page has none to repeat)
-            if not token:
-                return None
-            body.update(hasMore=True, nextCursor=token)
-        return SimResponse.json(200, body)
-
-    def _select(self, field: str, bound_field: str, lo: str | None, hi: str | None,
-                criteria: tuple[Any, ...]) -> tuple[list[int], list[tuple[str, str]]]:
-        """Rows matching the bounds (on ``bound_field``) and filters, in ascending ``field`` order."""
-        rows, keys = self._order[field]
-        if bound_field == field:
-            a = 0 if lo is None else bisect.bisect_left(keys, (lo,))
-            b = len(keys) if hi is None else bisect.bisect_right(keys, (hi, "\uffff"))
-            rows, keys = rows[a:b], keys[a:b]
-        elif lo is not None or hi is not None:
-            picked = [j for j, i in enumerate(rows)
-                      if (lo is None or lo <= _record_key(self.records[i][bound_field]))
-                      and (hi is None or _record_key(self.records[i][bound_field]) <= hi)]
-            rows, keys = [rows[j] for j in picked], [keys[j] for j in picked]
-        if not any(criteria):
-            return rows, keys
-        picked = [j for j, i in enumerate(rows) if _matches(self.records[i], criteria)]
-        return [rows[j] for j in picked], [keys[j] for j in picked]
+        # The cursor asked with, or before the first item (the top of the list).
+        after = _decode_cursor(token, sort) if token else ("\uffff" if sort.startswith("-") else "", "")
+        assert after is not None
+        return (sort, *after)
 
 
 def _criteria(query: dict[str, list[str]]) -> tuple[Any, ...]:
@@ -323,6 +285,11 @@ def _criteria(query: dict[str, list[str]]) -> tuple[Any, ...]:
     q = one("q")
     return (many("status"), many("channelId"), one("assignedToUserId"), one("supportLevel"), many("topicId"),
             many("tagId"), q.lower() if q else None)
+
+
+def _matcher(criteria: tuple[Any, ...]) -> Callable[[dict[str, Any]], bool] | None:
+    """The record predicate of the filters (``None`` when there are none: the selection is then a slice)."""
+    return (lambda r: _matches(r, criteria)) if any(criteria) else None
 
 
 def _ids(objects: Iterable[dict[str, Any]] | None) -> set[str]:
@@ -348,24 +315,17 @@ def _matches(r: dict[str, Any], criteria: tuple[Any, ...]) -> bool:
     return text is None or text in r["title"].lower() or text in (r["lastMessagePreview"] or "").lower()
 
 
-def _encode_cursor(sort: str, key: tuple[str, str], nonce: int | None = None) -> str:
-    """The (key, id) to continue after; a nonce makes a new token for the same position."""
-    obj: dict[str, Any] = {"v": 1, "sort": sort, "at": key[0], "id": key[1]}
-    if nonce is not None:
-        obj["n"] = nonce
-    raw = orjson.dumps(obj)
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+def _encode_cursor(sort: str, key: tuple[str, str]) -> str:
+    """The (key, id) to continue after, for one sort order."""
+    return cursors.encode((sort, *key))
 
 
 def _decode_cursor(cursor: str, sort: str) -> tuple[str, str] | None:
     """The (key, id) a cursor points after, or ``None`` if it is malformed or was issued for another sort."""
     try:
-        obj = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, orjson.JSONDecodeError):
+        position = cursors.decode(cursor, (str, str, str))
+    except cursors.InvalidCursor:
         return None
-    if not isinstance(obj, dict) or obj.get("v") != 1 or obj.get("sort") != sort:
+    if position is None or position[0] != sort:
         return None
-    at, conv_id = obj.get("at"), obj.get("id")
-    if not isinstance(at, str) or not isinstance(conv_id, str):
-        return None
-    return at, conv_id
+    return position[1], position[2]

@@ -19,7 +19,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
-from airflow_provider_conversations.testing.dataset import Conversation
+from airflow_provider_conversations.testing import cursors
+from airflow_provider_conversations.testing.dataset import DEFAULT_START, Conversation, generate
+from airflow_provider_conversations.testing.store import SortedStore
 
 #: Faults every simulator serves and a client must survive by retrying; the default of random faults.
 FAULT_KINDS = ("429", "500", "502", "503", "reset", "truncated", "garbage", "slow")
@@ -196,23 +198,48 @@ class SimStats:
 class VendorSimulator(ABC):
     """A vendor's list endpoint on 127.0.0.1, speaking the vendor's wire format.
 
-    Subclasses implement :meth:`handle` (routing, validation, paging) and :meth:`error` (the vendor's
-    error body). This class owns the socket, auth check, faults, latency, rate limit and lifetime.
+    Subclasses implement :meth:`render` (a conversation in the vendor's format), :meth:`new_store` (how the
+    rendered records are sorted and indexed), :meth:`handle` (routing, validation, paging) and :meth:`error`
+    (the vendor's error body). This class owns the data set, the socket, auth check, faults, latency, rate
+    limit and lifetime.
+
+    :param conversations: how many conversations to generate, or the conversations themselves.
+    :param seed: seed of the generated conversations.
+    :param start: the generated conversations lie in ``[start, start + span)``.
+    :param token: the only key the simulator accepts (default: the vendor's :attr:`default_token`).
     """
 
     vendor: ClassVar[str]
     #: Header carrying the key, and the prefix before the token (``"Bearer "`` or ``""``).
     auth_header: ClassVar[str] = "Authorization"
     auth_prefix: ClassVar[str] = "Bearer "
+    #: The key accepted unless ``token`` says otherwise (vendors whose keys have a format use one of it).
+    default_token: ClassVar[str] = "sim-token"
     #: The field of a rendered record that holds its id.
     id_field: ClassVar[str] = "id"
     #: The :data:`VENDOR_KINDS` this vendor's pagination can serve (see :meth:`vendor_fault`).
     vendor_fault_kinds: ClassVar[frozenset[str]] = frozenset()
+    #: Continuation paging, for the vendors whose pages carry a token for the next one: the key of the items
+    #: in a page body, of the token, of the "more" flag (``None``: the vendor has none), and the query
+    #: parameter that takes the token back. The default :meth:`vendor_fault` serves ``empty`` and ``stuck``
+    #: from them.
+    items_key: ClassVar[str | None] = None
+    next_cursor_key: ClassVar[str | None] = None
+    has_more_key: ClassVar[str | None] = None
+    cursor_param: ClassVar[str | None] = None
+    #: Timestamp precision of generated conversations (the vendor's wire precision; a subclass may take it as
+    #: a switch), and the share of them still in progress.
+    precision: timedelta = timedelta(microseconds=1)
+    in_progress_fraction: float = 0.05
 
     def __init__(
         self,
+        conversations: int | list[Conversation] = 1000,
         *,
-        token: str = "sim-token",
+        seed: int = 0,
+        start: datetime = DEFAULT_START,
+        span: timedelta = timedelta(days=3),
+        token: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         max_seconds: float = 600.0,
@@ -225,7 +252,7 @@ class VendorSimulator(ABC):
     ) -> None:
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError("simulators bind to loopback only")
-        self.token = token
+        self.token = self.default_token if token is None else token
         self.host = host
         self.port = port
         self.max_seconds = max_seconds
@@ -244,8 +271,18 @@ class VendorSimulator(ABC):
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._timer: threading.Timer | None = None
+        self.store = self.new_store()
+        self.add(self.data_set(conversations, seed=seed, start=start, span=span))
 
     # ---------------------------------------------------------------- vendor part
+
+    @abstractmethod
+    def render(self, c: Conversation) -> dict[str, Any]:
+        """``c`` as the vendor's list endpoint returns it."""
+
+    @abstractmethod
+    def new_store(self) -> SortedStore:
+        """An empty store that sorts and indexes this vendor's rendered records (called once, by ``__init__``)."""
 
     @abstractmethod
     def handle(self, request: SimRequest) -> SimResponse:
@@ -259,17 +296,27 @@ class VendorSimulator(ABC):
     def connection(self, conn_id: str | None = None) -> dict[str, Any]:
         """An Airflow connection (JSON form, for ``AIRFLOW_CONN_<ID>``) pointing at this simulator."""
 
-    #: The conversations as the vendor renders them.
-    records: list[dict[str, Any]]
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """The conversations as the vendor renders them, in the store's order."""
+        return self.store.records
 
     @abstractmethod
     def ground_truth(self, start: datetime, end: datetime, *, time_key: str = "created",
                      **filters: Any) -> list[str]:
         """Ids of the conversations whose ``time_key`` lies in ``[start, end)``: what an export must hold."""
 
-    @abstractmethod
-    def add(self, conversations: list[Any]) -> None:
+    def data_set(self, conversations: int | list[Conversation], *, seed: int, start: datetime,
+                 span: timedelta) -> list[Conversation]:
+        """The conversations to start with: the ones given, or as many generated in the vendor's precision."""
+        if isinstance(conversations, list):
+            return conversations
+        return generate(conversations, seed=seed, start=start, span=span, precision=self.precision,
+                        in_progress_fraction=self.in_progress_fraction)
+
+    def add(self, conversations: list[Conversation]) -> None:
         """Insert conversations, also while a walk is running."""
+        self.store.add([self.render(c) for c in conversations])
 
     @abstractmethod
     def finish_all(self) -> None:
@@ -283,8 +330,43 @@ class VendorSimulator(ABC):
 
     def vendor_fault(self, kind: str, request: SimRequest) -> SimResponse | None:
         """Answer ``request`` with a vendor kind of fault (``empty`` or ``stuck``), or ``None`` when it does
-        not apply to this request (e.g. ``stuck`` on a first page, which has no cursor to repeat)."""
-        return None
+        not apply to this request (e.g. ``stuck`` on a first page, which has no cursor to repeat).
+
+        The page the request would get is rewritten by :meth:`continuation_fault`.
+        """
+        normal = self.handle(request)
+        if normal.status != 200:
+            return None  # a request the API refuses gets its error, not a fault
+        body = orjson.loads(normal.body)
+        if not self.continuation_fault(kind, request, body):
+            return None
+        return SimResponse.json(200, body)
+
+    def continuation_fault(self, kind: str, request: SimRequest, body: dict[str, Any]) -> bool:
+        """Turn the page ``body`` into fault ``kind``; ``False`` when it does not apply to this request.
+
+        ``empty``: no items, "more" set, and a fresh token (a new nonce) for the position the request continues
+        from, which a client must follow. ``stuck``: "more" set and the token the request was asked with, which
+        a client that follows it loops on; a first page has none to repeat.
+        """
+        if self.items_key is None or self.next_cursor_key is None or self.cursor_param is None:
+            raise NotImplementedError(f"{type(self).__name__} declares no continuation paging")
+        if kind == "empty":
+            body[self.items_key] = []
+            body[self.next_cursor_key] = cursors.encode(self.cursor_position(request), self.nonce())
+        else:
+            token = request.one(self.cursor_param)
+            if not token:
+                return False
+            body[self.next_cursor_key] = token
+        if self.has_more_key is not None:
+            body[self.has_more_key] = True
+        return True
+
+    def cursor_position(self, request: SimRequest) -> tuple[Any, ...] | None:
+        """The position a (valid) request continues from, as :func:`cursors.encode` takes it: what its cursor
+        points at, or the top of the list."""
+        raise NotImplementedError(f"{type(self).__name__} declares no continuation paging")
 
     def nonce(self) -> int:
         """A fresh number, to make a continuation token new while it points at the same position."""

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider_conversations.testing.demo import free_port, simulators, standalone_env
 from airflow_provider_conversations.testing.server import VendorSimulator
 from tests.helpers import stop_process_group
+from tools.demo import free_port, simulators, standalone_env
 
 STARTUP_SECONDS = 420
 

@@ -1,7 +1,7 @@
 """Fault-injection runs: consecutive windows exported through faults, checked against the ground truth.
 
-    python -m airflow_provider_conversations.testing.reliability                 # the CI scale, one seed
-    python -m airflow_provider_conversations.testing.reliability --scale full    # what `make reliability` runs
+    python -m tools.reliability                 # the CI scale, one seed
+    python -m tools.reliability --scale full    # what `make reliability` runs
 
 A run starts one vendor's simulator with random faults (``Faults(rate=..., kinds=..., seed=..., burst=...)``)
 and churn (conversations inserted and updated while walks run), exports ``windows`` consecutive one-hour
@@ -353,7 +353,7 @@ def _run_one(args: tuple[str, int, dict[str, Any]]) -> Result | str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m airflow_provider_conversations.testing.reliability",
+    p = argparse.ArgumentParser(prog="python -m tools.reliability",
                                 description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="profiles:\n" + "\n".join(f"  {n:<11} {pr.note}" for n, pr in PROFILES.items()))
     p.add_argument("--scale", choices=sorted(SCALES), default="ci",

@@ -1,7 +1,7 @@
 """``make demo`` and ``make airflow``: the example DAGs against the five simulators, in a scratch Airflow.
 
-    python -m airflow_provider_conversations.testing.demo run [--home .scratch/demo]
-    python -m airflow_provider_conversations.testing.demo standalone [--home .scratch/airflow] [--port 8080]
+    python -m tools.demo run [--home .scratch/demo]
+    python -m tools.demo standalone [--home .scratch/airflow] [--port 8080]
 
 ``run`` migrates a SQLite metadata DB under ``--home``, starts the simulators, points the ``<vendor>_default``
 connections at them, runs each vendor's example DAG for consecutive hourly intervals with ``dag.test()``, prints
@@ -34,7 +34,7 @@ from airflow_provider_conversations.testing import simulator
 from airflow_provider_conversations.testing.dataset import DEFAULT_START
 from airflow_provider_conversations.testing.server import VendorSimulator
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "dags_examples"
 #: vendor -> (example DAG id, time key the example exports by)
 VENDOR_DAGS: dict[str, tuple[str, str]] = {
@@ -234,7 +234,7 @@ def run_standalone(home: Path, port: int, conversations: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m airflow_provider_conversations.testing.demo", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m tools.demo", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run the example DAGs once and check the exports")
