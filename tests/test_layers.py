@@ -45,10 +45,9 @@ def _imports(name: str) -> set[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(PACKAGE):
             target = node.module.removeprefix(PACKAGE).lstrip(".")
-            found.add(target)
-            for alias in node.names:  # ``from airflow_provider_conversations.output import storage``
-                if f"{target}.{alias.name}".lstrip(".") in MODULES:
-                    found.add(f"{target}.{alias.name}".lstrip("."))
+            for alias in node.names:  # ``from airflow_provider_conversations.output import storage``: the module
+                submodule = f"{target}.{alias.name}".lstrip(".")
+                found.add(submodule if submodule in MODULES else target)
         elif isinstance(node, ast.Import):
             found.update(a.name.removeprefix(PACKAGE).lstrip(".") for a in node.names if a.name.startswith(PACKAGE))
     return {m for m in found if m in MODULES and m != name}
