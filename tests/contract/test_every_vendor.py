@@ -218,16 +218,18 @@ def test_the_same_request_twice_is_a_loop(vendor, connect, requests_mock):
 
 
 @with_has_more
-def test_has_more_false_wins_over_a_dangling_cursor(vendor, connect, requests_mock):
+@pytest.mark.parametrize("before", [0, 1], ids=["first-page", "second-page"])
+def test_has_more_false_wins_over_a_dangling_cursor(vendor, connect, requests_mock, before):
     requests_mock.get(vendor.url, [
-        {"json": vendor.page(1, after="cur-A")},
-        {"json": vendor.page(1, first=1, after="cur-B", more=False)},
-        {"json": vendor.page(1, first=2)},  # must never be asked for
+        *({"json": vendor.page(1, first=i, after=f"cur-{i}")} for i in range(before)),
+        {"json": vendor.page(1, first=before, after="cur-dangling", more=False)},
+        {"json": vendor.page(1, first=before + 1)},  # must never be asked for
     ])
     hook, _ = connect(vendor)
-    assert walk(hook, vendor) == vendor.ids(2)
-    assert requests_mock.call_count == 2
-    assert [query(r).get(vendor.has_more.param) for r in requests_mock.request_history] == [None, ["cur-A"]]
+    assert walk(hook, vendor) == vendor.ids(before + 1)
+    assert requests_mock.call_count == before + 1
+    cursors = [query(r).get(vendor.has_more.param) for r in requests_mock.request_history]
+    assert cursors == [None, *([f"cur-{i}"] for i in range(before))]
 
 
 @with_has_more
