@@ -30,19 +30,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_conversations.catalog import CONN_TYPES
 from airflow_provider_conversations.testing import simulator
 from airflow_provider_conversations.testing.dataset import DEFAULT_START
 from airflow_provider_conversations.testing.server import VendorSimulator
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "dags_examples"
-#: vendor -> (example DAG id, time key the example exports by)
+#: The time key an example DAG exports by, where it is not ``created``.
+EXAMPLE_TIME_KEYS = {"replyful": "updated"}
+#: vendor -> (example DAG id, time key the example exports by), for every vendor of the catalog.
 VENDOR_DAGS: dict[str, tuple[str, str]] = {
-    "polyai": ("conversations_polyai_hourly", "created"),
-    "elevenlabs": ("conversations_elevenlabs_hourly", "created"),
-    "anyreach": ("conversations_anyreach_hourly", "created"),
-    "parrotmob": ("conversations_parrotmob_hourly", "created"),
-    "replyful": ("conversations_replyful_hourly", "updated"),
+    vendor: (f"conversations_{vendor}_hourly", EXAMPLE_TIME_KEYS.get(vendor, "created")) for vendor in CONN_TYPES
 }
 DEMO_TOKEN = {"replyful": "rfl_test_demo_0123456789"}
 

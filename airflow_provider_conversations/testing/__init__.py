@@ -14,17 +14,12 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
+from airflow_provider_conversations.catalog import VENDORS
 from airflow_provider_conversations.testing.dataset import Conversation, generate
 from airflow_provider_conversations.testing.server import Faults, SimRequest, SimResponse, VendorSimulator
 
-#: vendor -> simulator class path
-SIMULATORS: dict[str, str] = {
-    "parrotmob": "airflow_provider_conversations.testing.parrotmob.ParrotMobSimulator",
-    "anyreach": "airflow_provider_conversations.testing.anyreach.AnyreachSimulator",
-    "polyai": "airflow_provider_conversations.testing.polyai.PolyAISimulator",
-    "elevenlabs": "airflow_provider_conversations.testing.elevenlabs.ElevenLabsSimulator",
-    "replyful": "airflow_provider_conversations.testing.replyful.ReplyfulSimulator",
-}
+#: vendor -> simulator class path (from the vendor catalog, the list the hooks and provider info read too)
+SIMULATORS: dict[str, str] = {v.conn_type: v.simulator_class_path for v in VENDORS}
 
 
 def simulator_class(vendor: str) -> type[VendorSimulator]:
