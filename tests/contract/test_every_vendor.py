@@ -2,7 +2,8 @@
 
 Retries and their limits, who is told when a key is refused, the vendor's own words in an error, a walk that
 cannot make progress, and the key that never leaves its header. The vendors' differences are data
-(``vendors.py``); their traps stay in ``tests/test_<vendor>_hook.py``. Every wait runs on the fake clock.
+(``vendors.py``, and the ``contract_fixture.py`` of a vendor outside the package: see ``all_vendors.py``); their
+traps stay in ``tests/test_<vendor>_hook.py``. Every wait runs on the fake clock.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from airflow_provider_conversations.exceptions import (
 )
 from airflow_provider_conversations.hooks.base import ConversationsHook
 from tests.conftest import FakeClock
-from tests.contract.vendors import APIS, AUTH_HEADERS, VENDORS, Vendor
+from tests.contract.all_vendors import APIS, AUTH_HEADERS, VENDORS
+from tests.contract.vendors import Vendor
 
 every_api = pytest.mark.parametrize("vendor", APIS, ids=lambda v: v.id)
 every_vendor = pytest.mark.parametrize("vendor", VENDORS, ids=lambda v: v.id)

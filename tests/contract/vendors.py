@@ -288,7 +288,8 @@ PARROTMOB = Vendor(
     one_item_query={"limit": ["1"], "offset": ["0"], "order_by": ["inserted_at_desc"]},
 )
 
-#: The five vendors, for what does not depend on the API version (error envelopes, status mapping).
+#: The five vendors, for what does not depend on the API version (error envelopes, status mapping). The suite runs
+#: over these and the vendors of ``tests/*/contract_fixture.py`` (``all_vendors.py``).
 VENDORS = (PARROTMOB, ANYREACH, POLYAI, ELEVENLABS, REPLYFUL)
 #: Every API a hook speaks: the five, and PolyAI v1 (another path, body and pagination).
 APIS = (*VENDORS, POLYAI_V1)
