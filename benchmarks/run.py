@@ -57,7 +57,7 @@ class Simulator:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "airflow_provider_conversations.testing", "--vendor", "polyai",
              "--conversations", str(conversations), "--token", TOKEN, "--max-seconds", "3600",
-             "--set", 'environments=["live"]',
+             "--set", 'environments=["live"]', "--set", "transcripts=false",  # rows as small as before turns
              "--latency-ms", str(latency_ms)],
             stdout=subprocess.PIPE, text=True, cwd=ROOT,
         )

@@ -1,5 +1,5 @@
 """Deterministic transcripts for the simulators' detail endpoints: the same conversation id always gets the
-same turns, in every process (``random.Random`` seeded with a string hashes it with SHA-512, not ``hash()``).
+same turns, in every process (picked by a BLAKE2 hash of the id, never by ``hash()``).
 
 Sizes are realistic: as many turns as the listing announces (tens for most conversations), each a sentence or
 three, so a detail body is a few KB, as the vendors' are.
@@ -7,6 +7,7 @@ three, so a detail body is a few KB, as the vendors' are.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import dataclass
 
@@ -49,16 +50,26 @@ class Turn:
     offset: int
 
 
+def _pool(lines: tuple[str, ...], seed: int, size: int = 512) -> tuple[str, ...]:
+    """``size`` messages of one to three of ``lines``, made once: a transcript picks from them by hash, so a
+    million generated conversations cost no per-line random draws and share their strings."""
+    rng = random.Random(seed)
+    return tuple(" ".join(rng.choice(lines) for _ in range(rng.randint(1, 3))) for _ in range(size))
+
+
+_POOLS = {"agent": _pool(_AGENT, 1), "user": _pool(_USER, 2)}
+
+
 def turns(conversation_id: str, count: int, duration: int, *, salt: str = "") -> list[Turn]:
     """``count`` turns of ``conversation_id`` spread over ``duration`` seconds, agent first, then taking turns
     (so ``count // 2`` are the user's: a listing can announce the counts without building the transcript),
-    offsets ascending."""
-    rng = random.Random(f"{salt}:{conversation_id}")
-    out: list[Turn] = []
-    offsets = sorted(rng.randrange(max(1, duration)) for _ in range(max(0, count - 1)))
+    offsets ascending from 0."""
+    digest = hashlib.blake2b(f"{salt}:{conversation_id}".encode(), digest_size=16).digest()
+    a, b = int.from_bytes(digest[:8], "big"), int.from_bytes(digest[8:], "big") | 1
+    size = len(_POOLS["agent"])
+    out = []
     for i in range(count):
         role = "user" if i % 2 else "agent"
-        pool = _AGENT if role == "agent" else _USER
-        text = " ".join(rng.choice(pool) for _ in range(rng.randint(1, 3)))
-        out.append(Turn(role, text, 0 if i == 0 else offsets[i - 1]))
+        text = _POOLS[role][(a + i * b) % size]
+        out.append(Turn(role, text, duration * i // count if count else 0))
     return out
