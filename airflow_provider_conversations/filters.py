@@ -158,8 +158,8 @@ class FilterSet:
                 raise InvalidFilterError(f"extra_params name {name!r} is not valid; expected a non-empty string")
             if name in self.reserved:
                 raise InvalidFilterError(
-                    f"extra_params {name!r} is refused: it is a {self.vendor} paging, window or order parameter "
-                    f"that the hook sets itself ({self.reserved[name]})"
+                    f"extra_params {name!r} is refused: it is one of the paging, window or order parameters the "
+                    f"{self.vendor} hook sets itself ({self.reserved[name]})"
                 )
             known = self.get(name)
             if known is not None:

@@ -88,8 +88,8 @@ def test_reserved_params_are_refused_in_extra_params_before_any_request(vendor, 
     for name, reason in vendor.hook.filter_set.reserved.items():
         with pytest.raises(InvalidFilterError) as err:
             hook.iter_pages(vendor.start, vendor.end, extra_params={name: "1"})
-        assert str(err.value) == (f"extra_params {name!r} is refused: it is a {vendor.name} paging, window or order "
-                                  f"parameter that the hook sets itself ({reason})")
+        assert str(err.value) == (f"extra_params {name!r} is refused: it is one of the paging, window or order "
+                                  f"parameters the {vendor.name} hook sets itself ({reason})")
     assert requests_mock.call_count == 0
 
 
