@@ -63,7 +63,7 @@ def _client_form(condition: str) -> str:
 
 
 def _ids(name: str, what: str, *, limit: int | None = None) -> Filter:
-    return Filter(name, repeatable=True, max_values=limit, description=f"{what} (repeatable)")
+    return Filter(name, repeatable=True, max_values=limit, description=f"{what}")
 
 
 class ElevenLabsHook(ConversationsHook):
@@ -101,13 +101,13 @@ class ElevenLabsHook(ConversationsHook):
             Filter("user_id", description="only conversations initiated by this user id"),
             Filter("evaluation_params", repeatable=True, pattern=r"[^:\s]+:(?:success|failure|unknown)",
                    pattern_hint="like 'criteria_id:result' with result success, failure or unknown",
-                   description="evaluation criteria results, all of which must match (repeatable)"),
+                   description="evaluation criteria results, all of which must match"),
             Filter("data_collection_params", repeatable=True, pattern=DATA_COLLECTION_PATTERN,
                    pattern_hint=DATA_COLLECTION_HINT, normalize=_client_form,
-                   description="data collection conditions, all of which must hold (repeatable); 'id:exists' and "
+                   description="data collection conditions, all of which must hold; 'id:exists' and "
                    "'id:missing' are sent as 'id:neq:' and 'id:eq:'"),
             Filter("dynamic_variable_params", repeatable=True, pattern=DYNAMIC_VARIABLE_PATTERN,
-                   pattern_hint=DYNAMIC_VARIABLE_HINT, description="dynamic variable conditions (repeatable)"),
+                   pattern_hint=DYNAMIC_VARIABLE_HINT, description="dynamic variable conditions"),
             Filter("data_collection_filter", pattern=DATA_COLLECTION_PATTERN, pattern_hint=DATA_COLLECTION_HINT,
                    normalize=_client_form,
                    description="one data collection condition, combined with data_collection_params"),
@@ -139,12 +139,12 @@ class ElevenLabsHook(ConversationsHook):
             Filter("parent_conversation_id", description="subagent conversations of this parent conversation"),
             _ids("topic_ids", "topic ids from topic discovery"),
             Filter("exclude_statuses", "enum", choices=STATUSES, repeatable=True,
-                   description="leave out conversations with these statuses (repeatable)"),
+                   description="leave out conversations with these statuses"),
             _ids("tag_ids", "conversation tag ids"),
             Filter("workflow_node_entered_id", description="only conversations that entered this workflow node"),
             _ids("termination_reasons", "any of these stored termination reasons"),
             Filter("guardrail_types", "enum", choices=GUARDRAIL_TYPES, repeatable=True,
-                   description="conversations where a guardrail of any of these types triggered (repeatable)"),
+                   description="conversations where a guardrail of any of these types triggered"),
             _ids("custom_guardrail_names", "conversations where a custom guardrail of any of these names triggered"),
         ),
         ordered=(("call_duration_min_secs", "call_duration_max_secs"), ("rating_min", "rating_max")),
