@@ -176,3 +176,41 @@ def test_a_trigger_with_reserved_extra_params_reports_an_error_event(el, request
         "InvalidFilterError: extra_params 'page_size' is refused: it is one of the paging, window or order "
         "parameters the ElevenLabs hook sets itself (the hook pages; pass page_size to the hook instead)")
     assert requests_mock.call_count == 0
+
+
+DAG_FILE = '''
+from datetime import datetime, timezone
+from airflow.sdk import DAG
+from airflow_provider_conversations.operators.conversations import ConversationsToObjectStorageOperator
+
+with DAG("bad_extra_params", schedule=None, start_date=datetime(2026, 11, 1, tzinfo=timezone.utc)) as dag:
+    ConversationsToObjectStorageOperator(task_id="export", conn_id="elevenlabs_default", vendor="elevenlabs",
+                                         destination="file:///tmp/lake/", extra_params={EXTRA})
+'''
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ('"cursor": "abc"', "extra_params 'cursor' is refused: it is one of the paging, window or order parameters the "
+                        "ElevenLabs hook sets itself (the hook pages; it is not a filter)"),
+    ('"new": [[1]]', "extra_params 'new' got [[1]]; allowed: a string, a number, true or false, or a non-empty list "
+                     "of them (sent to ElevenLabs as a repeated query parameter)"),
+])
+def test_a_dag_file_with_bad_extra_params_is_an_import_error(tmp_path, extra, message):
+    from airflow.dag_processing.dagbag import DagBag
+
+    path = tmp_path / "bad_extra_params.py"
+    path.write_text(DAG_FILE.replace("{EXTRA}", "{" + extra + "}"))
+    bag = DagBag(dag_folder=str(path))
+    assert bag.dags == {}
+    (error,) = bag.import_errors.values()
+    assert f"InvalidFilterError: ConversationsToObjectStorageOperator 'export': {message}" in error
+
+
+def test_a_dag_file_with_templated_extra_params_parses(tmp_path):
+    from airflow.dag_processing.dagbag import DagBag
+
+    path = tmp_path / "templated_extra_params.py"
+    path.write_text(DAG_FILE.replace("{EXTRA}", '{"new": "{{ ds }}"}'))
+    bag = DagBag(dag_folder=str(path))
+    assert bag.import_errors == {}
+    assert bag.dags["bad_extra_params"].get_task("export").extra_params == {"new": "{{ ds }}"}
