@@ -9,6 +9,7 @@ vendor documents.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,8 @@ class Filter:
     deprecated: str = ""
     #: Rewrites each valid value into the form the vendor documents (applied when validating).
     normalize: Callable[[Any], Any] | None = None
+    #: For repeatable filters: the most values the vendor accepts in one request (``None``: no documented limit).
+    max_values: int | None = None
 
     def allowed(self) -> str:
         if self.kind == "enum":
@@ -56,7 +59,9 @@ class Filter:
             text = f"a string {self.pattern_hint}".strip()
         else:
             text = "a non-empty string"
-        return f"{text}, or a list of such values" if self.repeatable else text
+        if not self.repeatable:
+            return text
+        return f"{text}, or a list of such values" + (f" (at most {self.max_values})" if self.max_values else "")
 
 
 @dataclass(frozen=True)
@@ -101,7 +106,8 @@ class FilterSet:
                         f"{self.vendor} filter {name!r} cannot be passed in filters: {self.reserved[name]}"
                     )
                 raise InvalidFilterError(
-                    f"unknown {self.vendor} filter {name!r}; allowed filters: {', '.join(sorted(self.names))}"
+                    f"unknown {self.vendor} filter {name!r}; allowed filters: {', '.join(sorted(self.names))}. "
+                    f"To send a query parameter this provider does not know yet, pass it in extra_params"
                 )
             if value is None:
                 continue
@@ -131,6 +137,41 @@ class FilterSet:
         """The warnings of the deprecated filters among ``validated`` (for the caller to log)."""
         return [f.deprecated for f in self.filters if f.deprecated and f.name in validated]
 
+    def validate_extra(self, extra_params: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Check ``extra_params``: query parameters the provider does not know yet, sent as given.
+
+        They are not declared filters (those go through ``filters``, where their values are checked), not the
+        vendor's paging, window or order parameters (``reserved``: the hook sets those, and a walk that pages
+        or orders differently would lose or repeat conversations), and their values are scalars or non-empty
+        lists of scalars (a list goes out as a repeated parameter). ``None`` values are dropped.
+        """
+        if extra_params is None:
+            return {}
+        if not isinstance(extra_params, Mapping):
+            raise InvalidFilterError(
+                f"extra_params must be a dict of query parameter names to values (strings, numbers, booleans, or "
+                f"lists of them), got {type(extra_params).__name__} {extra_params!r}"
+            )
+        out: dict[str, Any] = {}
+        for name, value in extra_params.items():
+            if not isinstance(name, str) or not name.strip():
+                raise InvalidFilterError(f"extra_params name {name!r} is not valid; expected a non-empty string")
+            if name in self.reserved:
+                raise InvalidFilterError(
+                    f"extra_params {name!r} is refused: it is one of the paging, window or order parameters the "
+                    f"{self.vendor} hook sets itself ({self.reserved[name]})"
+                )
+            known = self.get(name)
+            if known is not None:
+                raise InvalidFilterError(
+                    f"extra_params {name!r} is a known {self.vendor} filter; pass it in filters, where its value "
+                    f"is checked (allowed: {known.allowed()})"
+                )
+            if value is None:
+                continue
+            out[name] = _extra_value(self.vendor, name, value)
+        return out
+
     def to_params(self, validated: Mapping[str, Any]) -> Params:
         """Render validated values as query parameters (repeatable ones as repeated parameters)."""
         params: Params = {}
@@ -148,6 +189,30 @@ def _render(value: Any) -> str:
     return str(value)
 
 
+Scalar = str | bool | int | float
+
+
+def _extra_value(vendor: str, name: str, value: Any) -> Scalar | list[Scalar]:
+    """A scalar, or a list of scalars (a tuple becomes a list, a set a sorted list: the query is deterministic)."""
+    def scalar(v: Any) -> Scalar:
+        if isinstance(v, str | bool | int) or (isinstance(v, float) and math.isfinite(v)):
+            return v
+        raise InvalidFilterError(
+            f"extra_params {name!r} got {value!r}; allowed: a string, a number, true or false, or a non-empty "
+            f"list of them (sent to {vendor} as a repeated query parameter)"
+        )
+
+    if isinstance(value, list | tuple | set | frozenset):
+        values = sorted(value, key=str) if isinstance(value, set | frozenset) else list(value)
+        if not values:
+            raise InvalidFilterError(
+                f"extra_params {name!r} got {value!r} (an empty list); allowed: a string, a number, true or false, "
+                f"or a non-empty list of them (sent to {vendor} as a repeated query parameter)"
+            )
+        return [scalar(v) for v in values]
+    return scalar(value)
+
+
 def _bad(vendor: str, spec: Filter, value: Any, extra: str = "") -> InvalidFilterError:
     return InvalidFilterError(
         f"{vendor} filter {spec.name!r} got {value!r}{extra}; allowed: {spec.allowed()}"
@@ -161,6 +226,8 @@ def _coerce(vendor: str, spec: Filter, value: Any) -> Any:
             raise _bad(vendor, spec, value, " (an empty list)")
         if isinstance(value, set | frozenset):
             values = sorted(values, key=str)
+        if spec.max_values is not None and len(values) > spec.max_values:
+            raise _bad(vendor, spec, value, f" ({len(values)} values)")
         return [_coerce_one(vendor, spec, v) for v in values]
     if isinstance(value, list | tuple | set | frozenset):
         raise _bad(vendor, spec, value, " (a list, but this filter takes a single value)")

@@ -55,10 +55,18 @@ ANYREACH_FILTERS = (
 )
 ELEVEN_FILTERS = (
     "agent_id, branch_id, call_duration_max_secs, call_duration_min_secs, call_successful, "
-    "conversation_initiation_source, data_collection_params, evaluation_params, exclude_statuses, main_languages, "
-    "rating_max, rating_min, search, summary_mode, tag_ids, topic_ids, user_id"
+    "conversation_initiation_source, conversation_product_type, custom_guardrail_names, "
+    "data_collection_filter, data_collection_ids, data_collection_params, dynamic_variable_filter, "
+    "dynamic_variable_params, evaluation_criteria_ids, evaluation_params, exclude_statuses, "
+    "guardrail_types, has_feedback_comment, include_invalid_tool_calls, main_languages, "
+    "parent_conversation_id, phone_number_ids, rating_max, rating_min, search, summary_mode, tag_ids, "
+    "termination_reasons, text_only, tool_ids, tool_ids_errored, tool_ids_successful, tool_names, "
+    "tool_names_errored, tool_names_successful, topic_ids, triggered_procedure_ids, user_id, version_id, "
+    "visited_agent_branch_ids, visited_agent_ids, whatsapp_phone_number_ids, workflow_node_entered_id"
 )
 REPLYFUL_FILTERS = "assignedToUserId, channelId, q, status, supportLevel, tagId, topicId"
+#: How every unknown-filter message ends: where a parameter newer than the provider goes.
+TO_EXTRA = ". To send a query parameter this provider does not know yet, pass it in extra_params"
 REPLYFUL_STATUSES = (
     "one of 'waiting_for_user', 'needs_first_response', 'needs_follow_up', 'scheduled_ai_response', "
     "'assumed_resolved', 'resolved', 'spam', 'paused', 'investigating', 'archived', or a list of such values"
@@ -128,7 +136,8 @@ def _dir(path: str) -> Callable[[Path], None]:
 CASES: list[Case] = [
     # ------------------------------------------------------------------ PolyAI hook
     Case("unknown-filter", "hook", "polyai", "call", InvalidFilterError,
-         f"unknown PolyAI filter 'agent_id'; allowed filters: {POLY_FILTERS}", {"filters": {"agent_id": "a1"}}),
+         f"unknown PolyAI filter 'agent_id'; allowed filters: {POLY_FILTERS}{TO_EXTRA}",
+         {"filters": {"agent_id": "a1"}}),
     Case("wrong-type-bool", "hook", "polyai", "call", InvalidFilterError,
          "PolyAI filter 'in_progress' got 'maybe'; allowed: true or false", {"filters": {"in_progress": "maybe"}}),
     Case("mutually-exclusive", "hook", "polyai", "call", InvalidFilterError,
@@ -197,7 +206,7 @@ CASES: list[Case] = [
          "ElevenLabs filter 'rating_min'=4 is greater than 'rating_max'=2; the range would be empty",
          {"filters": {"rating_min": 4, "rating_max": "2"}}),
     Case("bad-enum", "hook", "elevenlabs", "call", InvalidFilterError,
-         "ElevenLabs filter 'call_successful' got 'yes'; allowed: one of 'success', 'failure', 'unknown'",
+         "ElevenLabs filter 'call_successful' got 'yes'; allowed: one of 'success', 'failure', 'unknown', 'error'",
          {"filters": {"call_successful": "yes"}}),
     Case("bad-pattern", "hook", "elevenlabs", "call", InvalidFilterError,
          "ElevenLabs filter 'evaluation_params' got 'accuracy=success'; allowed: a string like 'criteria_id:result' "
@@ -205,8 +214,9 @@ CASES: list[Case] = [
          {"filters": {"evaluation_params": ["accuracy=success"]}}),
     Case("bad-data-collection-op", "hook", "elevenlabs", "call", InvalidFilterError,
          "ElevenLabs filter 'data_collection_params' got 'age:between:18'; allowed: a string like 'id:op:value' (op: "
-         "eq, neq, gt, gte, lt, lte, or in with values 'a|b|c'), or 'id:exists' / 'id:missing' (no value), or a "
-         "list of such values", {"filters": {"data_collection_params": "age:between:18"}}),
+         "eq or neq with a value, or with an empty value for 'not collected' / 'collected'; gt, gte, lt or lte with "
+         "a number; in with values 'a|b|c'), or 'id:exists' / 'id:missing', or a list of such values",
+         {"filters": {"data_collection_params": "age:between:18"}}),
     Case("bad-enum-in-list", "hook", "elevenlabs", "call", InvalidFilterError,
          "ElevenLabs filter 'exclude_statuses' got 'archived'; allowed: one of 'initiated', 'in-progress', "
          "'processing', 'done', 'failed', or a list of such values",
@@ -301,7 +311,7 @@ CASES: list[Case] = [
          "time_key='modified' is not supported by ParrotMob; allowed: 'created', 'updated'", {"time_key": "modified"}),
     # ------------------------------------------------------------------ operators, DAG parse time
     Case("unknown-filter", "xcom", "anyreach", "parse", InvalidFilterError,
-         f"{X}unknown Anyreach filter 'agent'; allowed filters: {ANYREACH_FILTERS}",
+         f"{X}unknown Anyreach filter 'agent'; allowed filters: {ANYREACH_FILTERS}{TO_EXTRA}",
          {"vendor": "anyreach", "filters": {"agent": "a1"}}),
     Case("unsupported-time-key", "xcom", "elevenlabs", "parse", ConfigurationError,
          f"{X}time_key='updated' is not supported by ElevenLabs; allowed: 'created'",
@@ -362,7 +372,8 @@ CASES: list[Case] = [
          f"{E}connection 'bad_polyai' has type 'polyai', but vendor='replyful'; use a replyful connection or change "
          "vendor", {"vendor": "replyful"}),
     Case("unknown-filter-without-vendor", "xcom", "elevenlabs", "run", InvalidFilterError,
-         f"unknown ElevenLabs filter 'agent'; allowed filters: {ELEVEN_FILTERS}", {"filters": {"agent": "a1"}}),
+         f"unknown ElevenLabs filter 'agent'; allowed filters: {ELEVEN_FILTERS}{TO_EXTRA}",
+         {"filters": {"agent": "a1"}}),
     Case("parallel-without-server-bounds", "xcom", "parrotmob", "run", ConfigurationError,
          "max_parallel=3 needs server-side time bounds, which ParrotMob does not have (sub-windows would each walk "
          "the same list); use max_parallel=1", {"max_parallel": 3}),
@@ -424,7 +435,8 @@ CASES: list[Case] = [
          "connection 'bad_polyai' has type 'polyai', but the task was declared with vendor='anyreach'; point conn_id "
          "at a connection of that type or change vendor", {"vendor": "anyreach"}),
     Case("unknown-filter-without-vendor", "sensor", "replyful", "run", InvalidFilterError,
-         f"unknown Replyful filter 'state'; allowed filters: {REPLYFUL_FILTERS}", {"filters": {"state": "open"}}),
+         f"unknown Replyful filter 'state'; allowed filters: {REPLYFUL_FILTERS}{TO_EXTRA}",
+         {"filters": {"state": "open"}}),
     Case("api-key-with-line-break", "sensor", "anyreach", "run", ConfigurationError,
          f"connection 'bad_anyreach' {KEY_WHITESPACE}", conn={"password": f"ak_{TOKEN}\r\n"}),
     Case("deferrable-bad-filter-fails-on-the-worker", "sensor", "polyai", "run", InvalidFilterError,

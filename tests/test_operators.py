@@ -206,7 +206,8 @@ INVALID: list[tuple[dict[str, Any], type[Exception], str]] = [
      "filters=['variant_id'] is not valid; expected a dict of the vendor's filter names to values"),
     ({"filters": {"bogus": 1}, "vendor": "polyai"}, InvalidFilterError,
      "unknown PolyAI filter 'bogus'; allowed filters: channel, in_progress, include_context_state, "
-     "include_latency, variant_id, variant_name"),
+     "include_latency, variant_id, variant_name. To send a query parameter this provider does not know yet, pass "
+     "it in extra_params"),
     ({"filters": {"in_progress": "maybe"}, "vendor": "polyai"}, InvalidFilterError,
      "PolyAI filter 'in_progress' got 'maybe'; allowed: true or false"),
     ({"filters": {"start_time": "2026-01-01"}, "vendor": "polyai"}, InvalidFilterError,
@@ -305,7 +306,8 @@ def test_filters_are_validated_at_run_time_before_any_request(poly):
         xcom_op(filters={"bogus": 1}).execute(ctx())
     assert str(err.value) == (
         "unknown PolyAI filter 'bogus'; allowed filters: channel, in_progress, include_context_state, "
-        "include_latency, variant_id, variant_name"
+        "include_latency, variant_id, variant_name. To send a query parameter this provider does not know yet, "
+        "pass it in extra_params"
     )
     assert poly.stats.requests == 0
 
@@ -456,6 +458,7 @@ def test_export_writes_one_object_per_window_and_returns_the_manifest(poly, tmp_
         "end": "2026-11-17T01:00:00Z",
         "time_key": "created",
         "filters": {},
+        "extra_params": {},
         "finished_only": False,
         "output_format": "raw",
         "pages": poly.stats.ok_pages,

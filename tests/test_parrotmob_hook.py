@@ -269,7 +269,8 @@ def test_4xx_body_is_surfaced(parrotmob, requests_mock, status, body, code, para
     [
         ({"channel": "sms"},
          "unknown ParrotMob filter 'channel'; allowed filters: audience_membership_id, conversation_graph_id, "
-         "needs_support, status, support_required"),
+         "needs_support, status, support_required. To send a query parameter this provider does not know yet, pass "
+         "it in extra_params"),
         ({"status": "done"},
          "ParrotMob filter 'status' got 'done'; allowed: one of 'scheduled', 'ready', 'running', 'completed', "
          "'expired', 'cancelled', 'any_terminal'"),

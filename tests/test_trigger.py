@@ -42,6 +42,7 @@ def test_serialize_round_trips_as_plain_json():
         conn_id="polyai_default", start="2026-11-20T00:00:00Z", end="2026-11-20T01:00:00Z", time_key="created",
         filters={"variant_id": "v1", "channel": ["voice", "sms"]}, min_count=3, settled=True, poke_interval=30,
         hook_kwargs={"page_size": 100, "timeout": [5, 30]}, vendor="polyai", checks_before=1,
+        extra_params={"new_filter": ["a", "b"], "flag": True},
     )
     path, kwargs = t.serialize()
     assert path == CLASSPATH
@@ -49,7 +50,7 @@ def test_serialize_round_trips_as_plain_json():
         "conn_id": "polyai_default", "start": "2026-11-20T00:00:00Z", "end": "2026-11-20T01:00:00Z",
         "time_key": "created", "filters": {"variant_id": "v1", "channel": ["voice", "sms"]}, "min_count": 3,
         "settled": True, "poke_interval": 30.0, "hook_kwargs": {"page_size": 100, "timeout": [5, 30]},
-        "vendor": "polyai", "checks_before": 1,
+        "vendor": "polyai", "checks_before": 1, "extra_params": {"new_filter": ["a", "b"], "flag": True},
     }
     assert json.loads(json.dumps(kwargs)) == kwargs
     assert ConversationsTrigger(**kwargs).serialize() == (path, kwargs)
@@ -275,7 +276,7 @@ def test_deferrable_sensor_defers_to_the_trigger(sim, set_connection):
         "conn_id": "sensor_polyai", "start": "2026-11-17T00:00:00Z", "end": "2026-11-18T00:00:00Z",
         "time_key": "created", "filters": {"channel": ["sms", "voice"]}, "min_count": 2, "settled": True,
         "poke_interval": 15.0, "hook_kwargs": {"max_attempts": 2, "page_size": 200},
-        "vendor": None, "checks_before": 1,
+        "vendor": None, "checks_before": 1, "extra_params": {},
     }
     assert s.token not in json.dumps(kwargs)
 

@@ -1,8 +1,8 @@
 """Each value is checked once, at the edge, and passed inward typed: what a user notices of it.
 
-Before the redesign a DAG's filters were validated three times per export (so ElevenLabs' ``search``
-deprecation warning was logged two or three times per task), and operators and the sensor built a hook while the
-DAG was being parsed just to call one of its methods.
+Before the redesign a DAG's filters were validated three times per export (so ElevenLabs' then ``search``
+deprecation warning was logged two or three times per task; today the ``extra_params`` log line is the one to
+count), and operators and the sensor built a hook while the DAG was being parsed just to call one of its methods.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from airflow_provider_conversations.sensors.conversations import ConversationsSe
 START = datetime(2026, 11, 20, 10, tzinfo=UTC)
 END = START + timedelta(hours=1)
 URL = "https://elevenlabs.test/v1/convai/conversations"
-WARNING = "ElevenLabs has deprecated the 'search' filter"
+EXTRA_LINE = "ElevenLabs: sending extra query parameters this provider does not know, unchecked: brand_new"
 EMPTY = {"json": {"conversations": [], "next_cursor": None, "has_more": False}}
 
 
@@ -33,21 +33,24 @@ def elevenlabs(set_connection):
 
 
 @pytest.mark.parametrize("vendor", [None, "elevenlabs"])
-def test_a_deprecated_filter_is_warned_about_once_per_export(elevenlabs, requests_mock, logs, vendor):
+def test_extra_params_are_logged_once_per_export_and_search_is_not_deprecated(elevenlabs, requests_mock, logs,
+                                                                              vendor):
     requests_mock.get(URL, **EMPTY)
     op = ConversationsOperator(task_id="t", conn_id="el", vendor=vendor, filters={"search": "refund"},
-                               start=START, end=END)
+                               extra_params={"brand_new": "x"}, start=START, end=END)
     assert op.execute({}) == []
     assert requests_mock.request_history[0].qs["search"] == ["refund"]
-    assert logs().count(WARNING) == 1
+    assert requests_mock.request_history[0].qs["brand_new"] == ["x"]
+    assert logs().count(EXTRA_LINE) == 1
+    assert "deprecat" not in logs()
 
 
-def test_a_deprecated_filter_is_warned_about_once_per_sensor_check(elevenlabs, requests_mock, logs):
+def test_extra_params_are_logged_once_per_sensor_check(elevenlabs, requests_mock, logs):
     requests_mock.get(URL, **EMPTY)
     sensor = ConversationsSensor(task_id="s", conn_id="el", vendor="elevenlabs", filters={"search": "refund"},
-                                 start=START, end=END, min_count=0, settled=True)
+                                 extra_params={"brand_new": "x"}, start=START, end=END, min_count=0, settled=True)
     assert sensor.poke({}).is_done
-    assert logs().count(WARNING) == 1
+    assert logs().count(EXTRA_LINE) == 1
 
 
 @pytest.mark.parametrize("vendor", [None, "elevenlabs"])

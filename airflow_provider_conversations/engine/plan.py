@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -26,7 +26,8 @@ class TimeKey:
 
 @dataclass(frozen=True)
 class WalkPlan:
-    """One export's request to a hook: the window, its time key, validated filters, page size, parallel workers.
+    """One export's request to a hook: the window, its time key, validated filters, page size, parallel workers,
+    and the checked ``extra_params`` (query parameters the provider does not know, sent on every request).
 
     Built by :meth:`ConversationsHook.plan` (from a DAG's raw values, each checked once) or by the task layer from
     values it already checked; the walk re-checks nothing.
@@ -37,6 +38,7 @@ class WalkPlan:
     filters: Mapping[str, Any]
     page_size: int
     workers: int = 1
+    extra_params: Mapping[str, Any] = field(default_factory=dict)
 
 
 __all__ = ["TimeKey", "TimeKeyName", "WalkPlan"]

@@ -282,6 +282,18 @@ class ConversationsHook(BaseHook):
         self.warn_deprecated(validated)
         return validated
 
+    def validate_extra_params(self, extra_params: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Check ``extra_params`` (raises InvalidFilterError) and log, once, the names that will be sent."""
+        validated = self.filter_set.validate_extra(extra_params)
+        self.log_extra_params(validated)
+        return validated
+
+    def log_extra_params(self, extra_params: Mapping[str, Any]) -> None:
+        """One log line naming the (checked) extra query parameters: sent as given, unknown to this provider."""
+        if extra_params:
+            self.log.info("%s: sending extra query parameters this provider does not know, unchecked: %s",
+                          self.hook_name, ", ".join(sorted(extra_params)))
+
     def warn_deprecated(self, filters: Mapping[str, Any]) -> None:
         """Log the vendor's deprecation notice of each deprecated filter in ``filters`` (validated ones)."""
         for warning in self.filter_set.deprecations(filters):
@@ -299,14 +311,16 @@ class ConversationsHook(BaseHook):
         return max_parallel
 
     def plan(self, start: Any, end: Any, *, time_key: str = "created", filters: Mapping[str, Any] | None = None,
-             max_parallel: int = 1) -> WalkPlan:
+             max_parallel: int = 1, extra_params: Mapping[str, Any] | None = None) -> WalkPlan:
         """A walk's plan from a caller's raw values, each checked once (raises before any request)."""
         window = Window.of(start, end)
         key = self.resolve_time_key(time_key)
         validated = self.validate_filters(filters)
-        return self.plan_for(window, key, validated, self.check_parallel(max_parallel))
+        extra = self.validate_extra_params(extra_params)
+        return self.plan_for(window, key, validated, self.check_parallel(max_parallel), extra)
 
-    def plan_for(self, window: Window, key: TimeKey, filters: Mapping[str, Any], workers: int = 1) -> WalkPlan:
+    def plan_for(self, window: Window, key: TimeKey, filters: Mapping[str, Any], workers: int = 1,
+                 extra_params: Mapping[str, Any] | None = None) -> WalkPlan:
         """A walk's plan from values already checked; only what depends on the connection is checked here."""
         self.settings  # noqa: B018  (a bad connection fails here, at the call, for every vendor)
         limit = self.page_limit()
@@ -316,7 +330,7 @@ class ConversationsHook(BaseHook):
                 f"{self.conn_id!r} (at most {limit})"
             )
         self.check_connection_filters(filters)
-        return WalkPlan(window, key, filters, self.page_size or limit, workers)
+        return WalkPlan(window, key, filters, self.page_size or limit, workers, dict(extra_params or {}))
 
     def walk(self, plan: WalkPlan) -> Iterator[Page]:
         """The pages of a planned walk: in walk order, or with ``plan.workers > 1`` sub-windows fetched by that
@@ -330,27 +344,33 @@ class ConversationsHook(BaseHook):
     def _walk_window(self, plan: WalkPlan, window: Window) -> Iterator[Page]:
         paging = self.paging(plan.key, plan.page_size, window)
         params = {**self.fixed_params(plan.key), **self.filter_set.to_params(plan.filters),
-                  **self.window_params(window, plan.key)}
+                  **self.filter_set.to_params(plan.extra_params), **self.window_params(window, plan.key)}
         walk = Walk(params, paging.paginator, order=paging.order, repeats=paging.repeats)
         return run_walk(walk, window, plan.key, fetch=self.get_json, items_of=self.page_items, id_field=self.id_field,
                         context=Context(self.vendor, self.hook_name, self.log), stats=self.stats,
                         max_stalled=self.max_stalled_pages)
 
     def iter_pages(self, start: Any, end: Any, *, time_key: str = "created",
-                   filters: Mapping[str, Any] | None = None, max_parallel: int = 1) -> Iterator[Page]:
+                   filters: Mapping[str, Any] | None = None, max_parallel: int = 1,
+                   extra_params: Mapping[str, Any] | None = None) -> Iterator[Page]:
         """Yield, page by page, the conversations whose time key lies in ``[start, end)``, each once.
 
         With ``max_parallel > 1`` (vendors with server-side time bounds only) the window is cut into
         contiguous sub-windows fetched by that many threads; pages then arrive in completion order, each
         tagged with ``page.part`` (the sub-window's index, in time order) so a writer can restore a
-        deterministic order. Arguments are checked here, before any request.
+        deterministic order. ``extra_params`` are query parameters this provider does not know yet (a vendor's
+        newer filters), sent as given on every request after a shape check; the vendor's paging, window and order
+        parameters are refused there. Arguments are checked here, before any request.
         """
-        return self.walk(self.plan(start, end, time_key=time_key, filters=filters, max_parallel=max_parallel))
+        return self.walk(self.plan(start, end, time_key=time_key, filters=filters, max_parallel=max_parallel,
+                                   extra_params=extra_params))
 
     def iter_conversations(self, start: Any, end: Any, *, time_key: str = "created",
-                           filters: Mapping[str, Any] | None = None, max_parallel: int = 1) -> Iterator[Item]:
+                           filters: Mapping[str, Any] | None = None, max_parallel: int = 1,
+                           extra_params: Mapping[str, Any] | None = None) -> Iterator[Item]:
         """Yield each conversation (the vendor's raw dict) whose time key lies in ``[start, end)``, once."""
-        pages = self.iter_pages(start, end, time_key=time_key, filters=filters, max_parallel=max_parallel)
+        pages = self.iter_pages(start, end, time_key=time_key, filters=filters, max_parallel=max_parallel,
+                                extra_params=extra_params)
         return (item for page in pages for item in page)
 
     # ------------------------------------------------------------------ statuses, sensors, UI

@@ -45,8 +45,8 @@ class TooManyConversationsError(ConversationsError):
 class _ConversationsBaseOperator(BaseOperator):
     """Arguments, parse-time validation and the page loop shared by both operators."""
 
-    template_fields: Sequence[str] = ("conn_id", "filters", "start", "end")
-    template_fields_renderers = {"filters": "json"}
+    template_fields: Sequence[str] = ("conn_id", "filters", "start", "end", "extra_params")
+    template_fields_renderers = {"filters": "json", "extra_params": "json"}
     ui_color = "#e8f4fd"
     #: Progress cadence in the task log (besides the first page).
     progress_every_pages = 100
@@ -67,10 +67,12 @@ class _ConversationsBaseOperator(BaseOperator):
         vendor: str | None = None,
         hook_params: Mapping[str, Any] | None = None,
         max_parallel: int = 1,
+        extra_params: Mapping[str, Any] | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.conn_id = conn_id
+        self.extra_params = extra_params
         self.max_parallel = max_parallel
         self.filters = filters
         self.time_key = time_key
@@ -91,7 +93,7 @@ class _ConversationsBaseOperator(BaseOperator):
             self._source = SourceArguments.check(
                 label=self._task_label(), wording=OPERATOR, conn_id=conn_id, vendor=vendor, time_key=time_key,
                 filters=filters, start=start, end=end, page_size=page_size, hook_params=hook_params,
-                finished_only=finished_only,
+                finished_only=finished_only, extra_params=extra_params,
             )
             check_workers(max_parallel, self._source.hook_cls)
             self._exclude_paths = parse_field_paths(exclude_fields)
@@ -134,7 +136,7 @@ class _ConversationsBaseOperator(BaseOperator):
         return Progress(self.log, hook.hook_name, window, hook.stats, every_pages=self.progress_every_pages,
                         every_seconds=self.progress_every_seconds)
 
-    def _summary(self, hook: ConversationsHook, window: Window, filters: Mapping[str, Any], count: int,
+    def _summary(self, hook: ConversationsHook, window: Window, plan: WalkPlan, count: int,
                  shaper: RecordShaper, seconds: float) -> dict[str, Any]:
         s = hook.stats
         return {
@@ -144,7 +146,8 @@ class _ConversationsBaseOperator(BaseOperator):
             "start": iso_z(window.start),
             "end": iso_z(window.end),
             "time_key": self.time_key,
-            "filters": dict(filters),
+            "filters": dict(plan.filters),
+            "extra_params": dict(plan.extra_params),
             "finished_only": self.finished_only,
             "output_format": self.output_format,
             "pages": s.pages,
@@ -181,6 +184,10 @@ class ConversationsOperator(_ConversationsBaseOperator):
     :param vendor: the connection type, to validate filters and time key when the DAG is parsed.
     :param hook_params: hook settings: ``max_attempts``, ``max_retry_seconds``, ``backoff``, ``backoff_max``,
         ``retry_after_cap``, ``timeout``.
+    :param extra_params: query parameters this provider does not know yet (a vendor's newer filters), e.g.
+        ``{"new_filter": "x"}``: sent as given on every request, after checking that they are not the vendor's
+        paging, window or order parameters and that values are strings, numbers, booleans or lists of them
+        (a list is a repeated parameter); their names are logged (templated).
     :param max_parallel: fetch the window as this many sub-windows at once (vendors with server-side time
         bounds: not ParrotMob); one rate limiter and one back-off are shared, and the result is the same,
         in the same order, as a sequential run.
@@ -200,13 +207,14 @@ class ConversationsOperator(_ConversationsBaseOperator):
             filters = self._source.validated_filters(hook, self.filters, finished_only=self.finished_only)
             shaper = RecordShaper(hook, output_format=self.output_format, exclude_fields=self._exclude_paths,
                                   finished_only=self.finished_only)
-            plan = self._source.plan(hook, window, filters, self.max_parallel)
+            extra = self._source.validated_extra_params(hook, self.extra_params)
+            plan = self._source.plan(hook, window, filters, self.max_parallel, extra)
             progress = self._progress(hook, window)
             records: list[dict[str, Any]] = []
             pages = self._guarded(self._shaped(hook, plan, shaper, progress), window)
             for shaped in in_walk_order(pages, MemoryParts(), parallel=plan.workers > 1):
                 records.extend(shaped)
-            summary = self._summary(hook, window, filters, len(records), shaper, progress.seconds())
+            summary = self._summary(hook, window, plan, len(records), shaper, progress.seconds())
         finally:
             hook.close()
         self.log.info("Returning %d conversations to XCom; summary: %s", len(records),
@@ -322,7 +330,8 @@ class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
                                   finished_only=self.finished_only)
             path = self.object_path(window, hook.vendor)
             self._warn_on_suffix(path)
-            plan = self._source.plan(hook, window, filters, self.max_parallel)
+            extra = self._source.validated_extra_params(hook, self.extra_params)
+            plan = self._source.plan(hook, window, filters, self.max_parallel, extra)
             progress = self._progress(hook, window)
             self.log.info("Exporting %s conversations (%s) %s to %s into %s", hook.hook_name, self.time_key,
                           iso_z(window.start), iso_z(window.end), object_uri(path))
@@ -339,7 +348,7 @@ class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
                     out.write_lines(chunk)
             manifest = {
                 "uri": out.uri,
-                **self._summary(hook, window, filters, out.count, shaper, progress.seconds()),
+                **self._summary(hook, window, plan, out.count, shaper, progress.seconds()),
                 "bytes": out.bytes,
                 "uncompressed_bytes": out.uncompressed_bytes,
                 "compression": self.compression,

@@ -54,10 +54,12 @@ class ConversationsSensor(BaseSensorOperator):
     :param hook_params: other hook arguments, as for the operators (``timeout``, ``max_attempts``,
         ``max_retry_seconds``, ``backoff``, ``backoff_max``, ``retry_after_cap``); plain JSON values, since a
         deferrable sensor hands them to the trigger.
+    :param extra_params: query parameters this provider does not know yet, as for the operators (templated;
+        a deferrable sensor hands them to the trigger).
     """
 
-    template_fields: Sequence[str] = ("conn_id", "filters", "start", "end")
-    template_fields_renderers = {"filters": "json"}
+    template_fields: Sequence[str] = ("conn_id", "filters", "start", "end", "extra_params")
+    template_fields_renderers = {"filters": "json", "extra_params": "json"}
     ui_color = "#d8ecf7"
 
     def __init__(
@@ -74,10 +76,12 @@ class ConversationsSensor(BaseSensorOperator):
         vendor: str | None = None,
         page_size: int | None = None,
         hook_params: Mapping[str, Any] | None = None,
+        extra_params: Mapping[str, Any] | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.conn_id = conn_id
+        self.extra_params = extra_params
         self.filters = filters
         self.time_key = time_key
         self.min_count = min_count
@@ -100,7 +104,7 @@ class ConversationsSensor(BaseSensorOperator):
             self._source = SourceArguments.check(
                 label=f"ConversationsSensor {self.task_id!r}", wording=SENSOR, conn_id=conn_id, vendor=vendor,
                 time_key=time_key, filters=filters, start=start, end=end, page_size=page_size,
-                hook_params=self.hook_params, json_only=True,
+                hook_params=self.hook_params, json_only=True, extra_params=extra_params,
             )
         except ConfigurationError as exc:  # InvalidFilterError stays an InvalidFilterError
             raise type(exc)(f"ConversationsSensor {self.task_id!r}: {exc}") from None
@@ -118,7 +122,8 @@ class ConversationsSensor(BaseSensorOperator):
         window = window_for_task(context, self.start, self.end, task=f"ConversationsSensor {self.task_id!r}")
         hook = self._get_hook()
         self._checks += 1
-        plan = self._source.plan(hook, window, self._source.validated_filters(hook, self.filters))
+        plan = self._source.plan(hook, window, self._source.validated_filters(hook, self.filters),
+                                 extra_params=self._source.validated_extra_params(hook, self.extra_params))
         result = check_plan(hook, plan, min_count=self.min_count, settled=self.settled)
         self.log.info("check %d: %s%s", self._checks, result.message, ": condition met" if result.done else "")
         seen = {
@@ -149,6 +154,7 @@ class ConversationsSensor(BaseSensorOperator):
                 end=xcom["end"],
                 time_key=self.time_key,
                 filters=dict(plan.filters),  # as validated by this check (JSON: sets became lists)
+                extra_params=dict(plan.extra_params),
                 min_count=self.min_count,
                 settled=self.settled,
                 poke_interval=self.poke_interval,

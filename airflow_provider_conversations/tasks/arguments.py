@@ -20,6 +20,7 @@ from airflow.sdk import XComArg
 from airflow_provider_conversations.engine.parallel import MAX_WORKERS
 from airflow_provider_conversations.engine.plan import WalkPlan
 from airflow_provider_conversations.exceptions import ConfigurationError
+from airflow_provider_conversations.filters import FilterSet
 from airflow_provider_conversations.hooks.registry import conn_types, hook_class, hook_for_connection
 from airflow_provider_conversations.transport.retry import RetryPolicy
 from airflow_provider_conversations.windows import Window
@@ -87,11 +88,13 @@ class SourceArguments:
     retry: RetryPolicy
     filters: Mapping[str, Any] | None = None
     hook_cls: type[ConversationsHook] | None = field(default=None, repr=False)
+    #: The checked ``extra_params`` when known at parse time with ``vendor`` given (else ``None``: checked at run time).
+    extra_params: Mapping[str, Any] | None = None
 
     @classmethod
     def check(cls, *, label: str, wording: Wording, conn_id: Any, vendor: str | None, time_key: str,
               filters: Any, start: Any, end: Any, page_size: Any, hook_params: Any,
-              finished_only: bool = False, json_only: bool = False) -> SourceArguments:
+              finished_only: bool = False, json_only: bool = False, extra_params: Any = None) -> SourceArguments:
         """Check the shared arguments (raise ConfigurationError / InvalidFilterError, without ``label``)."""
         w = wording
         if not is_dynamic(conn_id) and (not isinstance(conn_id, str) or not conn_id.strip()):
@@ -118,8 +121,9 @@ class SourceArguments:
                     f"page_size={page_size!r} is not allowed for {vendor_cls.hook_name}: {expected}")
         params, retry = _retry(hook_params, w, json_only)
         validated = _filters(filters, w, vendor_cls, finished_only)
+        extra = _extra_params(extra_params, w, vendor_cls)
         _window(start, end)
-        return cls(label, vendor, time_key, page_size, params, retry, validated, vendor_cls)
+        return cls(label, vendor, time_key, page_size, params, retry, validated, vendor_cls, extra_params=extra)
 
     # ------------------------------------------------------------------ run time
 
@@ -138,9 +142,18 @@ class SourceArguments:
             hook.warn_deprecated(filters)
         return {**filters, **hook.finished_filters(filters)} if finished_only else filters
 
-    def plan(self, hook: ConversationsHook, window: Window, filters: Mapping[str, Any], workers: int = 1) -> WalkPlan:
+    def validated_extra_params(self, hook: ConversationsHook, rendered: Any) -> dict[str, Any]:
+        """The task's ``extra_params``, checked once (at parse time when they were known then), names logged."""
+        if self.extra_params is None:
+            return hook.validate_extra_params(rendered)
+        hook.log_extra_params(self.extra_params)
+        return dict(self.extra_params)
+
+    def plan(self, hook: ConversationsHook, window: Window, filters: Mapping[str, Any], workers: int = 1,
+             extra_params: Mapping[str, Any] | None = None) -> WalkPlan:
         """The walk of ``window``: what depends on the connection is checked here, before any request."""
-        return hook.plan_for(window, hook.resolve_time_key(self.time_key), filters, hook.check_parallel(workers))
+        return hook.plan_for(window, hook.resolve_time_key(self.time_key), filters, hook.check_parallel(workers),
+                             extra_params)
 
     def hook_kwargs(self) -> dict[str, Any]:
         """The hook settings as plain JSON values (what a deferrable sensor hands its trigger)."""
@@ -197,6 +210,23 @@ def _filters(filters: Any, w: Wording, vendor_cls: type[ConversationsHook] | Non
     if finished_only:
         vendor_cls.finished_filters(validated)  # e.g. finished_only with PolyAI in_progress=True
     return validated
+
+
+def _extra_params(extra_params: Any, w: Wording, vendor_cls: type[ConversationsHook] | None
+                  ) -> dict[str, Any] | None:
+    """``extra_params`` as far as they can be checked now: their shape always, their names against the vendor's
+    reserved parameters and filters when ``vendor`` is given."""
+    if extra_params is None or is_dynamic(extra_params):
+        return None  # a template: checked at run time, after rendering
+    if not isinstance(extra_params, Mapping):
+        raise ConfigurationError(
+            f"extra_params={extra_params!r} {w.expected} a dict of query parameter names to strings, numbers, "
+            f"booleans or lists of them{w.filters_hint}"
+        )
+    if vendor_cls is None:
+        FilterSet("the vendor", ()).validate_extra(extra_params)  # the values' shape; names at run time
+        return None
+    return vendor_cls.filter_set.validate_extra(extra_params)
 
 
 def _window(start: Any, end: Any) -> None:

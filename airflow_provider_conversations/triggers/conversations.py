@@ -49,6 +49,7 @@ class ConversationsTrigger(BaseTrigger):
     :param poke_interval: seconds between checks.
     :param hook_kwargs: JSON arguments for the hook (``page_size``, ``timeout``, ``max_attempts``, ...).
     :param vendor: the connection type the connection must have, when the DAG pinned one.
+    :param extra_params: query parameters the provider does not know, sent on every request (JSON values).
     :param checks_before: checks already made (by the sensor on the worker); the event's ``checks`` counts on.
     """
 
@@ -66,6 +67,7 @@ class ConversationsTrigger(BaseTrigger):
         hook_kwargs: Mapping[str, Any] | None = None,
         vendor: str | None = None,
         checks_before: int = 0,
+        extra_params: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.conn_id = conn_id
@@ -79,6 +81,7 @@ class ConversationsTrigger(BaseTrigger):
         self.hook_kwargs = dict(hook_kwargs or {})
         self.vendor = vendor
         self.checks_before = checks_before
+        self.extra_params = dict(extra_params or {})
         self.window = Window.of(start, end)
         self.page_size, self.retry = _hook_settings(self.hook_kwargs)
 
@@ -95,6 +98,7 @@ class ConversationsTrigger(BaseTrigger):
             "hook_kwargs": self.hook_kwargs,
             "vendor": self.vendor,
             "checks_before": self.checks_before,
+            "extra_params": self.extra_params,
         }
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -102,7 +106,8 @@ class ConversationsTrigger(BaseTrigger):
         hook: ConversationsHook | None = None
         try:
             hook = await self.get_hook()
-            plan = hook.plan(self.window.start, self.window.end, time_key=self.time_key, filters=self.filters)
+            plan = hook.plan(self.window.start, self.window.end, time_key=self.time_key, filters=self.filters,
+                             extra_params=self.extra_params)
             while True:
                 checks += 1
                 result = await asyncio.to_thread(check_plan, hook, plan, min_count=self.min_count,

@@ -123,7 +123,7 @@ def test_generic_faults_and_churn_do_not_lose_or_repeat_a_conversation(start_sim
 @pytest.mark.parametrize(("filters", "message"), [
     ({"phase": "done"}, "Chatterbox filter 'phase' got 'done'; allowed: one of 'live', 'wrapped'"),
     ({"colour": "red"}, "unknown Chatterbox filter 'colour'; allowed filters: label, max_messages, min_messages, "
-                        "phase"),
+                        "phase. To send a query parameter this provider does not know yet, pass it in extra_params"),
     ({"page_token": "abc"}, "Chatterbox filter 'page_token' cannot be passed in filters: the hook pages; it is not a "
                             "filter"),
     ({"until": "2026-11-17T01:00:00Z"}, "Chatterbox filter 'until' cannot be passed in filters: the hook sets it "
