@@ -89,7 +89,7 @@ def split_window(start: Any, end: Any, parts: int | None = None, *, every: timed
 
         ConversationsToObjectStorageOperator.partial(task_id="export", ...).expand_kwargs(subwindows())
 
-    where ``subwindows`` is a ``@task`` returning ``split_window(data_interval_start, data_interval_end, 8)``.
+    where ``subwindows`` is a ``@task`` returning ``split_window(<the run's interval start>, <its end>, 8)``.
     ``max_parts`` (Airflow's default ``[core] max_map_length``, 1024) turns an accidental million-way split into
     an error here rather than a failed run.
     """
