@@ -244,10 +244,12 @@ def cluster_env(home: Path, output: Path, port: int, pg_port: int, redis_port: i
 def cluster(scratch: Path, *, port: int | None = None, workers: int = 2, concurrency: int = 4,
             conversations: int = 800, seed: int = 21, max_seconds: float = 1800, latency_ms: float = 0.0,
             sim_ports: dict[str, int] | None = None, bound_seconds: int = 3600,
-            extra_env: dict[str, str] | None = None, startup_seconds: float = 420) -> Iterator[Cluster]:
+            extra_env: dict[str, str] | None = None, startup_seconds: float = 420,
+            vendors: tuple[str, ...] | None = None) -> Iterator[Cluster]:
     """Start the whole cluster in ``scratch`` (emptied first), yield it healthy and logged in, always stop it.
 
-    ``bound_seconds`` caps the life of every process (``timeout``), also if the caller dies without cleaning up.
+    ``bound_seconds`` caps the life of every process (``timeout``), also if the caller dies without cleaning up;
+    ``vendors`` limits the simulators (and connections) to those, e.g. for a benchmark of one vendor.
     """
     if scratch.exists():
         shutil.rmtree(scratch)
@@ -268,7 +270,7 @@ def cluster(scratch: Path, *, port: int | None = None, workers: int = 2, concurr
     try:
         pg_port = _start_postgres(scratch, procs)
         redis_port = _start_redis(scratch, procs)
-        with simulators(conversations, seed=seed, max_seconds=max_seconds, ports=sim_ports) as sims:
+        with simulators(conversations, seed=seed, max_seconds=max_seconds, ports=sim_ports, only=vendors) as sims:
             if latency_ms:
                 for sim in sims.values():
                     sim.latency_ms = latency_ms
