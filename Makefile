@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-test
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: test lint unit install dist bench demo airflow reliability chromium test-matrix clean
+.PHONY: test lint unit install dist bench demo airflow cluster postgresql redis reliability chromium test-matrix clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,10 +37,24 @@ chromium:
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
+# Debian's PostgreSQL 15 server binaries and redis-server for `make cluster` and tests/e2e/test_cluster.py,
+# installed if missing.
+postgresql:
+	@test -x /usr/lib/postgresql/15/bin/initdb || { \
+		echo "Installing Debian's postgresql-15 for the cluster's metadata database"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql-15 >/dev/null; }
+
+redis:
+	@command -v redis-server >/dev/null 2>&1 || { \
+		echo "Installing Debian's redis-server"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; }
+
 # The whole suite: unit, simulator, DAG-level, fault-injection and end-to-end tests (a real airflow standalone
 # driven through its REST API and a headless browser), and the wheel test (the built wheel installed in a kept
 # virtualenv under .scratch/, tests/test_wheel.py).
-test: lint chromium
+test: lint chromium postgresql redis
 	$(BIN)/pytest
 
 # The main job on a fresh clone: example DAGs against the five simulators in a scratch SQLite Airflow,
@@ -52,6 +66,12 @@ demo: $(STAMP)
 # simulators, connections and example DAGs. Ctrl-C stops everything.
 airflow: $(STAMP)
 	$(BIN)/python -m tools.demo standalone --port $(or $(PORT),8080)
+
+# A real CeleryExecutor cluster on http://127.0.0.1:8080: PostgreSQL 15 metadata DB and Redis broker in
+# .scratch/cluster, api-server, scheduler, dag-processor, triggerer, two Celery workers, the simulators,
+# connections and example DAGs. Ctrl-C stops everything; it stops by itself after MINUTES (240).
+cluster: $(STAMP) postgresql redis
+	$(BIN)/python -m tools.cluster run --port $(or $(PORT),8080) --minutes $(or $(MINUTES),240)
 
 # Fault-injection runs at a larger scale than CI: per vendor (and PolyAI v1) 200 one-hour windows, 5,000
 # conversations, 15% of requests drawing a fault (5xx in bursts of 3), inserts/updates during the walks,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -69,6 +70,97 @@ class Window:
         edges = [self.start + timedelta(microseconds=total_us * i // parts) for i in range(parts)]
         edges.append(self.end)
         return [Window(a, b) for a, b in itertools.pairwise(edges) if a < b]
+
+
+#: Airflow's default ``[core] max_map_length``: a mapped task with more map indexes fails when the run starts.
+MAX_SUBWINDOWS = 1024
+
+
+def split_window(start: Any, end: Any, parts: int | None = None, *, every: timedelta | None = None,
+                 max_parts: int = MAX_SUBWINDOWS) -> list[dict[str, str]]:
+    """Cut ``[start, end)`` into contiguous sub-windows for dynamic task mapping, as ``{"start", "end"}`` dicts.
+
+    Give either ``parts`` (that many sub-windows of equal width, to the microsecond) or ``every`` (sub-windows of
+    that width from ``start``; the last one is shorter when ``every`` does not divide the window). Each sub-window
+    starts exactly where the previous one ends and the first and last keep the exact bounds, so the mapped
+    exports cover the window with no gap and no overlap, and a re-run maps to the same sub-windows (the same
+    objects). The values are ISO 8601 ``Z`` strings, which XCom stores as they are and the operators' templated
+    ``start``/``end`` arguments accept::
+
+        ConversationsToObjectStorageOperator.partial(task_id="export", ...).expand_kwargs(subwindows())
+
+    where ``subwindows`` is a ``@task`` returning ``split_window(<the run's interval start>, <its end>, 8)``.
+    ``max_parts`` (Airflow's default ``[core] max_map_length``, 1024) turns an accidental million-way split into
+    an error here rather than a failed run.
+    """
+    window = Window.of(start, end)
+    if (parts is None) == (every is None):
+        raise ConfigurationError(
+            f"split_window needs exactly one of parts= or every=, got parts={parts!r} and every={every!r}"
+        )
+    total = window.end - window.start
+    if parts is not None:
+        if isinstance(parts, bool) or not isinstance(parts, int) or parts < 1:
+            raise ConfigurationError(f"parts={parts!r} must be a whole number of sub-windows, at least 1")
+        if parts > total // timedelta(microseconds=1):
+            raise ConfigurationError(
+                f"parts={parts} is more than the window's {total // timedelta(microseconds=1)} microseconds "
+                f"({iso_z(window.start)} to {iso_z(window.end)}): sub-windows cannot be empty"
+            )
+        pieces = window.split(parts)
+    else:
+        if not isinstance(every, timedelta) or every <= timedelta(0):
+            raise ConfigurationError(f"every={every!r} must be a positive timedelta, e.g. timedelta(hours=3)")
+        count = -(total // -every)  # ceiling division of timedeltas
+        if count > max_parts:
+            raise ConfigurationError(
+                f"every={every} cuts {iso_z(window.start)} to {iso_z(window.end)} into {count} sub-windows, "
+                f"more than max_parts={max_parts}; choose a larger every= or raise max_parts (and Airflow's "
+                "[core] max_map_length)"
+            )
+        edges = [window.start + every * i for i in range(count)] + [window.end]
+        pieces = [Window(a, b) for a, b in itertools.pairwise(edges)]
+    if len(pieces) > max_parts:
+        raise ConfigurationError(
+            f"parts={parts} is more than max_parts={max_parts}; raise max_parts (and Airflow's "
+            "[core] max_map_length) or split into fewer sub-windows"
+        )
+    return [{"start": iso_z(w.start), "end": iso_z(w.end)} for w in pieces]
+
+
+class PartitionError(ValueError):
+    """Exported sub-windows do not tile their window exactly (a gap, an overlap, a bound or a count is off)."""
+
+
+def check_partition(manifests: Iterable[Mapping[str, Any]], start: Any, end: Any) -> list[Mapping[str, Any]]:
+    """The manifests of one window's sub-window exports, sorted by start, once they tile ``[start, end)``.
+
+    Raises :class:`PartitionError` naming the first gap, overlap or wrong bound; each manifest needs ``start``,
+    ``end`` (ISO 8601) and a non-negative integer ``count``. A last task of a mapped fan-out calls it before it
+    announces the whole window as done.
+    """
+    window = Window.of(start, end)
+    found = sorted(manifests, key=lambda m: ensure_aware(m["start"], "start"))
+    if not found:
+        raise PartitionError(f"no sub-window manifests for {iso_z(window.start)} to {iso_z(window.end)}")
+    at = window.start
+    for m in found:
+        s, e = ensure_aware(m["start"], "start"), ensure_aware(m["end"], "end")
+        count = m.get("count")
+        if s > at:
+            raise PartitionError(f"gap: nothing exported from {iso_z(at)} to {iso_z(s)}")
+        if s < at:
+            raise PartitionError(f"overlap: {iso_z(s)} to {iso_z(min(at, e))} is exported twice")
+        if e <= s:
+            raise PartitionError(f"empty sub-window {iso_z(s)} to {iso_z(e)}")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise PartitionError(f"sub-window {iso_z(s)} to {iso_z(e)} has count={count!r}, not a whole number")
+        at = e
+    if at != window.end:
+        if at < window.end:
+            raise PartitionError(f"gap: nothing exported from {iso_z(at)} to {iso_z(window.end)}")
+        raise PartitionError(f"the sub-windows end at {iso_z(at)}, after the window's end {iso_z(window.end)}")
+    return found
 
 
 def iso_z(ts: datetime, *, timespec: str = "auto") -> str:

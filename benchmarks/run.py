@@ -142,7 +142,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--latency-ms", type=float, default=50.0, help="latency of the parallel-windows run")
     p.add_argument("--parallel-conversations", type=int, default=100_000)
-    p.add_argument("--skip", default="", help="comma-separated contenders to skip")
+    p.add_argument("--skip", default="", help="comma-separated contenders (or sections: cluster) to skip")
     a = p.parse_args(argv)
     skip = set(filter(None, a.skip.split(",")))
     lines: list[str] = []
@@ -193,6 +193,16 @@ def main(argv: list[str]) -> int:
         say(f"Parallel windows: {a.parallel_conversations:,} conversations, {a.latency_ms:g} ms latency per request, "
             f"page size {a.page_size}: sequential {par[1].seconds:.1f} s, max_parallel=8 {par[8].seconds:.1f} s "
             f"({par[1].seconds / par[8].seconds:.1f}x), same count: {par[1].records == par[8].records}.")
+        say()
+
+    if "cluster" not in skip:  # benchmarks/cluster.py: mapped fan-out on the CeleryExecutor cluster
+        from benchmarks.cluster import measure
+
+        try:
+            for line in measure(60_000, a.latency_ms, 8, 2, 4, a.page_size):
+                say(line)
+        except (RuntimeError, OSError) as exc:
+            say(f"- cluster fan-out: failed: {str(exc).splitlines()[0]}")
         say()
 
     say("## Targets")

@@ -8,7 +8,6 @@ the operators' ``max_parallel`` instead.)
 
 from __future__ import annotations
 
-import itertools
 import os
 from datetime import timedelta
 from typing import Any
@@ -18,6 +17,7 @@ from airflow.sdk import dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_provider_conversations.operators.conversations import ConversationsToObjectStorageOperator
+from airflow_provider_conversations.windows import split_window
 
 EXPORT_ROOT = (
     "{{ var.value.get('conversations_export_root', '"
@@ -39,9 +39,7 @@ def conversations_fanout_subwindows() -> None:
     @task
     def subwindows(data_interval_start: Any = None, data_interval_end: Any = None) -> list[dict[str, str]]:
         """Contiguous [start, end) pieces of the run's interval, as ISO strings (XCom-friendly)."""
-        step = (data_interval_end - data_interval_start) / PARTS
-        edges = [data_interval_start + step * i for i in range(PARTS)] + [data_interval_end]
-        return [{"start": a.isoformat(), "end": b.isoformat()} for a, b in itertools.pairwise(edges)]
+        return split_window(data_interval_start, data_interval_end, PARTS)
 
     ConversationsToObjectStorageOperator.partial(
         task_id="export_part",

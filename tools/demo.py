@@ -48,11 +48,14 @@ DEMO_TOKEN = {"replyful": "rfl_test_demo_0123456789"}
 
 @contextmanager
 def simulators(conversations: int, seed: int = 42, max_seconds: float = 3600,
-               ports: dict[str, int] | None = None) -> Iterator[dict[str, VendorSimulator]]:
-    """The five simulators, started, with every conversation already finished; always stopped."""
+               ports: dict[str, int] | None = None,
+               only: tuple[str, ...] | None = None) -> Iterator[dict[str, VendorSimulator]]:
+    """The five simulators (or those in ``only``), started, every conversation already finished; always stopped."""
     started: dict[str, VendorSimulator] = {}
     try:
         for i, vendor in enumerate(VENDOR_DAGS):
+            if only is not None and vendor not in only:
+                continue
             kwargs: dict[str, Any] = {"conversations": conversations, "seed": seed + i, "max_seconds": max_seconds,
                                       "port": (ports or {}).get(vendor, 0), "log_requests": False}
             if vendor in DEMO_TOKEN:
