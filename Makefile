@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-test
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: test lint unit install dist bench demo airflow reliability chromium test-matrix clean
+.PHONY: test lint unit install dist bench demo airflow reliability chromium redis test-matrix clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,10 +37,17 @@ chromium:
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
+# Debian's redis-server for the shared rate budget tests (tests/test_rate_budget.py), installed if missing.
+redis:
+	@command -v redis-server >/dev/null 2>&1 || { \
+		echo "Installing Debian's redis-server for the shared rate budget tests"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; }
+
 # The whole suite: unit, simulator, DAG-level, fault-injection and end-to-end tests (a real airflow standalone
 # driven through its REST API and a headless browser), and the wheel test (the built wheel installed in a kept
 # virtualenv under .scratch/, tests/test_wheel.py).
-test: lint chromium
+test: lint chromium redis
 	$(BIN)/pytest
 
 # The main job on a fresh clone: example DAGs against the five simulators in a scratch SQLite Airflow,
@@ -68,7 +75,7 @@ $(BENCH_STAMP): pyproject.toml airflow_provider_conversations/__init__.py | $(BI
 	touch $@ $(STAMP)
 
 # Benchmarks are not tests: every contender against the same simulator, targets checked (several minutes).
-bench: $(BENCH_STAMP)
+bench: $(BENCH_STAMP) redis
 	RUNTIME__DLTHUB_TELEMETRY=false $(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 # The unit, simulator and DAG-level tests on the apache-airflow floor of pyproject.toml and on the newest 3.x,
