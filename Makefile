@@ -37,14 +37,14 @@ chromium:
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-# Debian's PostgreSQL 15 server binaries and redis-server for `make cluster` and tests/e2e/test_cluster.py,
-# installed if missing.
+# Debian's PostgreSQL 15 server binaries for `make cluster` and tests/e2e/test_cluster.py, installed if missing.
 postgresql:
 	@test -x /usr/lib/postgresql/15/bin/initdb || { \
 		echo "Installing Debian's postgresql-15 for the cluster's metadata database"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql-15 >/dev/null; }
 
+# Debian's redis-server for the cluster's broker and the shared rate budget tests, installed if missing.
 redis:
 	@command -v redis-server >/dev/null 2>&1 || { \
 		echo "Installing Debian's redis-server"; \
@@ -88,7 +88,7 @@ $(BENCH_STAMP): pyproject.toml airflow_provider_conversations/__init__.py | $(BI
 	touch $@ $(STAMP)
 
 # Benchmarks are not tests: every contender against the same simulator, targets checked (several minutes).
-bench: $(BENCH_STAMP)
+bench: $(BENCH_STAMP) redis
 	RUNTIME__DLTHUB_TELEMETRY=false $(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 # The unit, simulator and DAG-level tests on the apache-airflow floor of pyproject.toml and on the newest 3.x,

@@ -46,6 +46,33 @@ _VERIFY_SSL_FORM = {
 }
 
 
+#: Every vendor's form has these too: the API key's request budget and where it is shared (transport/throttle.py).
+RATE_LIMIT = "rate_limit"
+RATE_LIMIT_STORAGE = "rate_limit_storage"
+
+
+def _rate_limit_form(default: str | None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": ["string", "null"]}
+    if default:
+        schema["default"] = default
+    return {
+        "label": "Rate limit (requests/seconds)",
+        "description": "The API key's request budget, e.g. 100/60; 'none' for no client-side budget. "
+        + (f"Default: {default}, the vendor's documented limit." if default
+           else "Default: none (the vendor documents no limit); its rate-limit headers and 429s still pace."),
+        "schema": schema,
+    }
+
+
+_RATE_LIMIT_STORAGE_FORM = {
+    "label": "Rate limit storage",
+    "description": "Where the budget lives, e.g. redis://127.0.0.1:6379/0: every task of every worker using this "
+    "key then shares it, and a 429 pauses them all. Empty: each task paces alone (in process). Needs the "
+    "[redis] extra.",
+    "schema": {"type": ["string", "null"]},
+}
+
+
 @dataclass(frozen=True)
 class Vendor:
     """A vendor as the provider declares it: connection type, classes, connection form, regional hosts."""
@@ -59,6 +86,8 @@ class Vendor:
     key_label: str = "API key"
     #: Region -> base URL, for vendors whose extra ``region`` picks the host (when Host is empty).
     regions: Mapping[str, str] = field(default_factory=dict)
+    #: The documented request budget per API key (``"<requests>/<seconds>"``), or None when there is none.
+    rate_limit: str | None = None
     #: ``module.Class`` of the hook and of the simulator, relative to the package.
     hook: str = ""
     simulator: str = ""
@@ -88,6 +117,8 @@ class Vendor:
                 **{f.name: {"label": f.label, "description": f.description, "schema": f.schema()}
                    for f in self.fields},
                 VERIFY_SSL: _VERIFY_SSL_FORM,
+                RATE_LIMIT: _rate_limit_form(self.rate_limit),
+                RATE_LIMIT_STORAGE: _RATE_LIMIT_STORAGE_FORM,
             },
             "ui-field-behaviour": {
                 "hidden-fields": ["login", "schema", "port"],
@@ -153,10 +184,12 @@ VENDORS: tuple[Vendor, ...] = (
     Vendor(
         "replyful", "Replyful (conversations)",
         host_placeholder="https://api.replyful.com", key_label="API key (rfl_live_... or rfl_test_...)",
+        rate_limit="100/60",
         hook="replyful.ReplyfulHook", simulator="replyful.ReplyfulSimulator",
     ),
 )
 BY_CONN_TYPE: Mapping[str, Vendor] = {v.conn_type: v for v in VENDORS}
 CONN_TYPES: tuple[str, ...] = tuple(BY_CONN_TYPE)
 
-__all__ = ["BY_CONN_TYPE", "CONN_TYPES", "VENDORS", "VERIFY_SSL", "FormField", "Vendor"]
+__all__ = ["BY_CONN_TYPE", "CONN_TYPES", "RATE_LIMIT", "RATE_LIMIT_STORAGE", "VENDORS", "VERIFY_SSL", "FormField",
+           "Vendor"]

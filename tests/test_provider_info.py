@@ -11,6 +11,7 @@ import pytest
 
 from airflow_provider_conversations.get_provider_info import get_provider_info
 from airflow_provider_conversations.hooks import HOOK_CLASSES, hook_class
+from airflow_provider_conversations.transport.throttle import RateLimit
 
 PRESENT = ["polyai", "elevenlabs", "parrotmob", "anyreach", "replyful"]
 
@@ -61,12 +62,13 @@ def test_providers_manager_resolves_each_connection_type(conn_type):
     assert cls.default_conn_name == f"{conn_type}_default"
 
 
+COMMON_FIELDS = {"verify_ssl", "rate_limit", "rate_limit_storage"}
 EXPECTED_FIELDS = {
-    "polyai": {"region", "account_id", "project_id", "client_env", "api_version", "verify_ssl"},
-    "elevenlabs": {"region", "verify_ssl"},
-    "parrotmob": {"account_id", "verify_ssl"},
-    "anyreach": {"org_id", "verify_ssl"},
-    "replyful": {"verify_ssl"},
+    "polyai": {"region", "account_id", "project_id", "client_env", "api_version", *COMMON_FIELDS},
+    "elevenlabs": {"region", *COMMON_FIELDS},
+    "parrotmob": {"account_id", *COMMON_FIELDS},
+    "anyreach": {"org_id", *COMMON_FIELDS},
+    "replyful": set(COMMON_FIELDS),
 }
 
 
@@ -93,3 +95,14 @@ def test_form_hides_unused_fields_and_relabels_the_key(conn_type):
     assert "login" in behaviour["hidden-fields"]
     assert behaviour["relabeling"]["password"].startswith("API")
     assert "verify_ssl" in entry["conn-fields"]
+
+
+@pytest.mark.parametrize("conn_type", PRESENT)
+def test_every_form_offers_the_rate_budget_with_the_vendors_default(conn_type):
+    """Replyful documents 100 requests per 60 s per key; the others document no limit, so no default."""
+    (entry,) = [c for c in get_provider_info()["connection-types"] if c["connection-type"] == conn_type]
+    rate_limit, storage = entry["conn-fields"]["rate_limit"], entry["conn-fields"]["rate_limit_storage"]
+    assert rate_limit["schema"].get("default") == ("100/60" if conn_type == "replyful" else None)
+    assert "requests/seconds" in rate_limit["label"]
+    assert "redis://" in storage["description"]
+    assert hook_class(conn_type).default_rate_limit == (RateLimit(100, 60) if conn_type == "replyful" else None)

@@ -8,6 +8,7 @@ statuses). Everything else lives once below it: the connection rules, the sessio
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -31,7 +32,13 @@ from airflow_provider_conversations.transport.connection import ConnectionSettin
 from airflow_provider_conversations.transport.errors import ANY_SHAPE, Envelope
 from airflow_provider_conversations.transport.retry import BACKOFF_REASON, RetryPolicy, Timeout
 from airflow_provider_conversations.transport.session import Label, Params, new_session
-from airflow_provider_conversations.transport.throttle import RateLimitHeaders, Throttle
+from airflow_provider_conversations.transport.throttle import (
+    RateBudget,
+    RateLimit,
+    RateLimitHeaders,
+    Throttle,
+    parse_rate_limit,
+)
 from airflow_provider_conversations.windows import Window
 
 
@@ -81,6 +88,9 @@ class ConversationsHook(BaseHook):
     #: How the vendor's error bodies look (readers from ``transport/errors.py``).
     error_envelope: ClassVar[Envelope] = ANY_SHAPE
     rate_limit_headers: ClassVar[RateLimitHeaders | None] = None
+    #: The documented request budget per API key (the catalog's, unless declared here); the extra
+    #: ``rate_limit`` overrides it.
+    default_rate_limit: ClassVar[RateLimit | None] = None
     #: The status field and the vendor's own in-progress / finished values (sensors, ``finished_only``).
     statuses: ClassVar[Statuses] = NO_STATUS
     #: Field holding the conversation's duration in seconds, if the vendor has one.
@@ -101,6 +111,8 @@ class ConversationsHook(BaseHook):
         if entry is not None and "form_fields" not in cls.__dict__:
             cls.form_fields = entry.fields
             cls.regions = entry.regions
+        if entry is not None and entry.rate_limit and "default_rate_limit" not in cls.__dict__:
+            cls.default_rate_limit = parse_rate_limit(entry.rate_limit)
 
     def validate_extras(self, extras: Mapping[str, Any], secret: str) -> None:
         """Refuse a connection whose vendor fields are missing or malformed (raise ConfigurationError).
@@ -187,6 +199,7 @@ class ConversationsHook(BaseHook):
         self._settings: ConnectionSettings | None = None
         self._session: requests.Session | None = None
         self._client: ApiClient | None = None
+        self._client_lock = threading.Lock()
 
     @classmethod
     def page_size_problem(cls, page_size: Any) -> str | None:
@@ -251,9 +264,17 @@ class ConversationsHook(BaseHook):
                  max_seconds: float | None = None) -> Any:
         """GET one page (of the list endpoint, or ``path``) with retries; returns the decoded JSON body."""
         if self._client is None:
-            self._client = ApiClient(self.get_conn, policy=self.retry, throttle=self.throttle, stats=self.stats,
-                                     envelope=self.error_envelope,
-                                     label=Label(self.vendor, self.hook_name, self.conn_id), log=self.log)
+            with self._client_lock:  # parallel walks start together: one budget, one client
+                if self._client is None:
+                    settings = self.settings
+                    self.throttle.use_budget(RateBudget(
+                        settings.rate_limit, vendor=self.vendor, secret=settings.secret,
+                        storage_uri=settings.rate_limit_storage, log=self.log, name=self.hook_name,
+                    ) if settings.rate_limit or settings.rate_limit_storage else None)
+                    self._client = ApiClient(
+                        self.get_conn, policy=self.retry, throttle=self.throttle, stats=self.stats,
+                        envelope=self.error_envelope, label=Label(self.vendor, self.hook_name, self.conn_id),
+                        log=self.log)
         url = f"{self.base_url}/{(path or self.list_path(self.settings)).lstrip('/')}"
         return self._client.get_json(url, params, max_attempts=max_attempts, max_seconds=max_seconds)
 

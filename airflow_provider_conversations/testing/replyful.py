@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
@@ -214,7 +215,10 @@ class ReplyfulSimulator(VendorSimulator):
         return SimResponse.json(200, body)
 
     def connection(self, conn_id: str | None = None, *, token: str | None = None) -> dict[str, Any]:
-        return {"conn_type": "replyful", "host": self.url, "password": token or self.token}
+        # The client's budget matches this simulator's limit (whole seconds, rounded up), or there is none.
+        budget = f"{self.rate_limit[0]}/{math.ceil(self.rate_limit[1])}" if self.rate_limit else "none"
+        return {"conn_type": "replyful", "host": self.url, "password": token or self.token,
+                "extra": {"rate_limit": budget}}
 
     # ------------------------------------------------------------------ HTTP
 

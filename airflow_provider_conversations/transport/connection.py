@@ -15,10 +15,11 @@ from urllib.parse import quote, urlsplit
 
 from airflow.providers.common.compat.sdk import AirflowNotFoundException
 
-from airflow_provider_conversations.catalog import VERIFY_SSL, FormField
+from airflow_provider_conversations.catalog import RATE_LIMIT, RATE_LIMIT_STORAGE, VERIFY_SSL, FormField
 from airflow_provider_conversations.exceptions import ConfigurationError
 from airflow_provider_conversations.exceptions import ConnectionNotFoundError as _ConnectionNotFoundError
 from airflow_provider_conversations.logs import Log
+from airflow_provider_conversations.transport.throttle import RateLimit, parse_rate_limit, redact_uri, storage_problem
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,10 @@ class ConnectionSettings:
     secret: str
     extras: Mapping[str, Any]
     verify: bool = True
+    #: The key's request budget (the extra ``rate_limit``, else the vendor's default); None: no budget.
+    rate_limit: RateLimit | None = None
+    #: Where the budget is shared (the extra ``rate_limit_storage``); None: in process.
+    rate_limit_storage: str | None = None
 
 
 class ConnectionRules(Protocol):
@@ -51,6 +56,9 @@ class ConnectionRules(Protocol):
     def form_fields(self) -> Sequence[FormField]: ...
 
     def resolve_default_base_url(self, extras: Mapping[str, Any]) -> str | None: ...
+
+    @property
+    def default_rate_limit(self) -> RateLimit | None: ...
 
     def validate_extras(self, extras: Mapping[str, Any], secret: str) -> None: ...
 
@@ -102,7 +110,27 @@ def read_settings(conn: Any, rules: ConnectionRules, extra: Mapping[str, Any] | 
             "TLS certificate verification is OFF for connection %r (extra verify_ssl=false); "
             "responses from %s are not authenticated", conn.conn_id, base_url,
         )
-    return ConnectionSettings(conn.conn_id, base_url, secret, extras, bool(verify))
+    rate_limit, storage = _rate_budget(extras, rules)
+    return ConnectionSettings(conn.conn_id, base_url, secret, extras, bool(verify), rate_limit, storage)
+
+
+def _rate_budget(extras: Mapping[str, Any], rules: ConnectionRules) -> tuple[RateLimit | None, str | None]:
+    """The extras ``rate_limit`` and ``rate_limit_storage``, checked (nothing is connected yet)."""
+    rate_limit = rules.default_rate_limit
+    if RATE_LIMIT in extras:
+        try:
+            rate_limit = parse_rate_limit(extras[RATE_LIMIT])
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"{rules.hook_name} connection {rules.conn_id!r} has {RATE_LIMIT}={extras[RATE_LIMIT]!r}; {exc}"
+            ) from None
+    storage = extras.get(RATE_LIMIT_STORAGE)
+    if storage is not None and (problem := storage_problem(storage)):
+        shown = redact_uri(storage) if isinstance(storage, str) else storage
+        raise ConfigurationError(
+            f"{rules.hook_name} connection {rules.conn_id!r} has {RATE_LIMIT_STORAGE}={shown!r}; {problem}"
+        )
+    return rate_limit, storage
 
 
 def decode_extra(conn: Any) -> dict[str, Any]:
@@ -148,7 +176,7 @@ def path_segment_problem(value: Any) -> str | None:
 def _declared_extras(raw: Mapping[str, Any], rules: ConnectionRules) -> dict[str, Any]:
     """Declared extras, accepting the legacy ``extra__<type>__<field>`` keys older UIs wrote."""
     out: dict[str, Any] = {}
-    for name in (*(f.name for f in rules.form_fields), VERIFY_SSL):
+    for name in (*(f.name for f in rules.form_fields), VERIFY_SSL, RATE_LIMIT, RATE_LIMIT_STORAGE):
         for key in (name, f"extra__{rules.conn_type}__{name}"):
             value = raw.get(key)
             if value not in (None, ""):

@@ -138,7 +138,7 @@ class Retrier:
         self.stats.add(retries=1, retry_wait_seconds=seconds)
         if getattr(self._shared, "pause", False):
             self.throttle.pause(seconds, BACKOFF_REASON)
-            self.throttle.wait_turn()
+            self.throttle.wait_turn(take_slot=False)
         else:
             self.throttle.sleep(seconds)
 
