@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import queue
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from types import ModuleType, TracebackType
@@ -113,6 +115,9 @@ def schema_for(output_format: str, time_key: str = "created") -> pa.Schema:
         field("status", pa.string()), field("finished", pa.bool_()), field("channel", pa.string()),
         field("duration_seconds", pa.float64()), field("messages", pa.list_(message)), field("raw", pa.string()),
     ])
+
+
+_DICTIONARY_COLUMNS = ("vendor", "status", "channel")
 
 
 def _iso(value: Any) -> str | None:
@@ -220,6 +225,43 @@ class _CountingStream:
         self.closed = True
 
 
+class _BackgroundGroups:
+    """Encodes, compresses and stores row groups in a thread (pyarrow releases the GIL while it encodes), so that
+    work overlaps the fetching, as JSON Lines' gzip thread does. The queue holds at most ``depth`` row groups:
+    memory stays flat. An error in the thread surfaces at the next row group or at the end."""
+
+    def __init__(self, writer: Any, row_group_rows: int, depth: int = 2) -> None:
+        self._writer = writer
+        self._rows = row_group_rows
+        self._queue: queue.Queue[pa.Table | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._finished = False
+        self._thread = threading.Thread(target=self._run, name="parquet-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (table := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._writer.write_table(table, row_group_size=self._rows)
+                except BaseException as exc:  # handed to the writing thread
+                    self._error = exc
+
+    def put(self, table: pa.Table) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(table)
+
+    def finish(self) -> None:
+        """Wait until every row group is written; re-raise the thread's error, if any (idempotent)."""
+        if not self._finished:
+            self._finished = True
+            self._queue.put(None)
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
 class ArrowParts:
     """The record batches of each parallel sub-window, spooled to a local temporary Arrow IPC stream per
     sub-window (memory stays flat) and replayed batch by batch, for
@@ -292,6 +334,7 @@ class ParquetWriter:
         self._target: AtomicTarget | None = None
         self._counter: _CountingStream | None = None
         self._writer: Any = None
+        self._groups: _BackgroundGroups | None = None
         self._records: list[Mapping[str, Any]] = []
         self._batches: list[pa.RecordBatch] = []
         self._buffered = 0
@@ -322,14 +365,21 @@ class ParquetWriter:
         try:
             import pyarrow.parquet as pq
 
+            names = [n for n in self.schema.names if n not in ("raw", "messages")]
             self._writer = pq.ParquetWriter(
                 self.pa.PythonFile(self._counter, mode="w"), self.schema, compression=self.compression or "none",
-                write_statistics=True, store_schema=True,
+                store_schema=True,
+                # Dictionaries for the few-valued columns only: for ids and JSON documents, every value is new,
+                # and building a dictionary to give it up costs more than the rest of the write.
+                use_dictionary=[n for n in names if n in _DICTIONARY_COLUMNS],
+                # Min/max for the columns a query filters on (row groups skipped by time or id), not for raw.
+                write_statistics=names,
             )
         except BaseException:
             target.discard()
             raise
         self._target = target
+        self._groups = _BackgroundGroups(self._writer, self.row_group_rows)
         return self
 
     def __enter__(self) -> ParquetWriter:
@@ -376,20 +426,23 @@ class ParquetWriter:
             # One contiguous chunk per group: pyarrow checks page sizes between chunks, so the same rows chunked
             # differently (page by page, or sub-window by sub-window) would give different bytes.
             group, rest = table.slice(0, rows).combine_chunks(), table.slice(rows)
-            self._writer.write_table(group, row_group_size=self.row_group_rows)
+            assert self._groups is not None
+            self._groups.put(group)
             self.row_groups += 1
             self._batches = rest.combine_chunks().to_batches() if rest.num_rows else []
             self._buffered = rest.num_rows
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        target, writer = self._target, self._writer
-        if target is None:
+        target, writer, groups = self._target, self._writer, self._groups
+        if target is None or groups is None:
             return
         if exc_type is not None:
-            self._writer = None
+            self._writer = self._groups = None
             self._records, self._batches, self._buffered = [], [], 0
             try:
+                with contextlib.suppress(Exception):
+                    groups.finish()
                 with contextlib.suppress(Exception):
                     writer.close()  # into the discarded target: never a footer on a final object
                 target.discard()
@@ -399,16 +452,19 @@ class ParquetWriter:
         try:
             self._flush_records(emit=False)
             self._emit(final=True)
+            groups.finish()
             writer.close()  # the footer
             meta = writer.writer.metadata
             self.uncompressed_bytes = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
             target.commit()
         except BaseException:
             with contextlib.suppress(Exception):
+                groups.finish()
+            with contextlib.suppress(Exception):
                 target.discard()
             raise
         finally:
-            self._writer = None
+            self._writer = self._groups = None
 
 
 __all__ = [
