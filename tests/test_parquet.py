@@ -346,3 +346,41 @@ with DAG(dag_id="parquet_without_pyarrow", schedule=None) as dag:
 def test_schema_for_each_output_format():
     assert schema_for("raw", "updated").names == ["id", "updated_at", "raw"]
     assert {f.name: f.type for f in schema_for("normalized")} == NORMALIZED_TYPES
+
+
+def test_export_memory_is_flat_in_the_number_of_conversations(sim, set_connection, tmp_path, monkeypatch):
+    """10x the conversations, the same peak: Python objects (tracemalloc) and Arrow buffers (pyarrow's pool,
+    sampled after every page) both stay at about one row group."""
+    import tracemalloc
+
+    monkeypatch.setattr(parquet, "ROW_GROUP_ROWS", 250)  # the small window already writes a few row groups
+    s = sim("polyai", conversations=11_000, span=timedelta(hours=11), log_requests=False)
+    set_connection("poly_mem", s.connection())
+    arrow_peak = [0]
+    write_records = ParquetWriter.write_records
+
+    def sampled(self: ParquetWriter, records: Any) -> int:
+        n = write_records(self, records)
+        arrow_peak[0] = max(arrow_peak[0], pa.total_allocated_bytes())
+        return n
+
+    monkeypatch.setattr(ParquetWriter, "write_records", sampled)
+
+    def peak(hours: int, dest: str) -> tuple[int, int, int]:
+        arrow_peak[0] = 0
+        tracemalloc.start()
+        try:
+            end = START + timedelta(hours=hours)
+            manifest, _ = export(f"file://{tmp_path}/{dest}/", conn_id="poly_mem", output_format="normalized",
+                                 page_size=200, start=START.isoformat(), end=end.isoformat())
+            _, top = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        return manifest["count"], top, arrow_peak[0]
+
+    peak(1, "warm")
+    peak(10, "warm")
+    (small_n, small, small_arrow), (large_n, large, large_arrow) = peak(1, "one"), peak(10, "ten")
+    assert large_n > 9 * small_n > 750
+    assert large < small * 1.3 + 256 * 1024, (small, large)
+    assert large_arrow < small_arrow * 1.3 + 256 * 1024, (small_arrow, large_arrow)
