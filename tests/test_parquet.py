@@ -163,7 +163,7 @@ def test_messages_are_typed_when_details_were_fetched_and_null_when_not(tmp_path
          "messages": [{"role": "agent", "text": "Hello", "at": "2026-11-17T00:00:01.250000Z"},
                       {"role": "user", "text": "Hi", "at": None}]},
         {"vendor": "polyai", "id": "b", "created_at": "2026-11-17T00:00:02Z", "updated_at": "2026-11-17T00:05:00Z",
-         "status": None, "finished": False, "channel": None, "duration_seconds": None, "raw": {"id": "b"}},
+         "status": 3, "finished": None, "channel": {"kind": "sms"}, "duration_seconds": None, "raw": {"id": "b"}},
         # exclude_fields=["raw"]: the column is null, the row stays
         {"vendor": "polyai", "id": "c", "created_at": None, "updated_at": None, "status": "s", "finished": False,
          "channel": "chat", "duration_seconds": 3, "messages": []},
@@ -181,6 +181,8 @@ def test_messages_are_typed_when_details_were_fetched_and_null_when_not(tmp_path
     assert [r["raw"] for r in rows] == ['{"id":"a","extra":[1,{"x":2}]}', '{"id":"b"}', None]
     assert [r["duration_seconds"] for r in rows] == [12.5, None, 3.0]
     assert rows[1]["updated_at"] == datetime(2026, 11, 17, 0, 5, tzinfo=UTC)
+    # a vendor's odd status or channel is kept as its JSON text, not an error
+    assert (rows[1]["status"], rows[1]["channel"], rows[1]["finished"]) == ("3", '{"kind":"sms"}', None)
     assert (out.count, out.row_groups) == (3, 1)
 
 

@@ -120,6 +120,14 @@ def schema_for(output_format: str, time_key: str = "created") -> pa.Schema:
 _DICTIONARY_COLUMNS = ("vendor", "status", "channel")
 
 
+def _text(value: Any) -> str | None:
+    """A string column's value: a vendor's status is usually a string, but a number or an object must not fail
+    the export (it is kept as its JSON text)."""
+    if value is None or value.__class__ is str:
+        return value
+    return orjson.dumps(value, default=str).decode()
+
+
 def _iso(value: Any) -> str | None:
     if isinstance(value, datetime):
         return iso_z(value)
@@ -171,6 +179,9 @@ class Columns:
         def col(name: str) -> list[Any]:
             return [g(name) for g in get]
 
+        def text(name: str) -> list[str | None]:
+            return [_text(g(name)) for g in get]
+
         messages = None
         if any("messages" in r for r in records):
             messages = pa.array([_messages(r.get("messages")) for r in records], self._messages_text).cast(
@@ -179,13 +190,13 @@ class Columns:
         duration = [v if isinstance(v := r.get("duration_seconds"), int | float) and not isinstance(v, bool)
                     else None for r in records]
         arrays = [
-            pa.array(col("vendor"), pa.string()),
+            pa.array(text("vendor"), pa.string()),
             pa.array([None if (v := r.get("id")) is None else str(v) for r in records], pa.string()),
             pa.array([_iso(v) for v in col("created_at")], pa.string()).cast(self._ts),
             pa.array([_iso(v) for v in col("updated_at")], pa.string()).cast(self._ts),
-            pa.array(col("status"), pa.string()),
-            pa.array(col("finished"), pa.bool_()),
-            pa.array(col("channel"), pa.string()),
+            pa.array(text("status"), pa.string()),
+            pa.array([v if v.__class__ is bool else None for v in col("finished")], pa.bool_()),
+            pa.array(text("channel"), pa.string()),
             pa.array(duration, pa.float64()),
             messages if messages is not None else pa.nulls(len(records), self.schema.field("messages").type),
             pa.array(raws, pa.string()),
