@@ -142,7 +142,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--latency-ms", type=float, default=50.0, help="latency of the parallel-windows run")
     p.add_argument("--parallel-conversations", type=int, default=100_000)
-    p.add_argument("--skip", default="", help="comma-separated contenders (or sections: cluster) to skip")
+    p.add_argument("--skip", default="", help="comma-separated contenders or sections (cluster, parquet, ...) to skip")
     a = p.parse_args(argv)
     skip = set(filter(None, a.skip.split(",")))
     lines: list[str] = []
@@ -229,6 +229,12 @@ def main(argv: list[str]) -> int:
         s = par[1].seconds / par[8].seconds
         say(f"- max_parallel=8 at least 5x faster than sequential under {a.latency_ms:g} ms latency: {s:.1f}x: "
             f"{verdict(s >= 5)}")
+    if "parquet" not in skip and a.big:  # --skip parquet; its own section: benchmarks/parquet.py
+        from benchmarks.parquet import section as parquet_section
+
+        say()
+        for line in parquet_section(big=a.big, small=a.conversations, page_size=a.page_size, repeats=a.repeats):
+            say(line)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.md").write_text("\n".join(lines) + "\n")
     print(f"\nwritten to {RESULTS / 'latest.md'}")

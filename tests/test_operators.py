@@ -475,6 +475,7 @@ def test_export_writes_one_object_per_window_and_returns_the_manifest(poly, tmp_
         "uncompressed_bytes": len(gzip.decompress(target.read_bytes())),
         "compression": "gzip",
         "format": "jsonl",
+        "file_format": "jsonl",
         "destination_conn_id": None,
     }
     assert manifest["pages"] == -(-manifest["fetched"] // 50)

@@ -7,6 +7,7 @@ Both operators read the window from the run's data interval ``[data_interval_sta
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -18,10 +19,17 @@ from airflow_provider_conversations.engine.parallel import FileParts, MemoryPart
 from airflow_provider_conversations.exceptions import ConfigurationError, ConversationsError
 from airflow_provider_conversations.operators.lineage import emit_asset_events, input_datasets, output_datasets
 from airflow_provider_conversations.output.layout import object_path
+from airflow_provider_conversations.output.parquet import ArrowParts, Columns, ParquetWriter, file_metadata
 from airflow_provider_conversations.output.records import OUTPUT_FORMATS, RecordShaper, parse_field_paths
-from airflow_provider_conversations.output.storage import COMPRESSIONS, DestinationError, JsonLinesWriter, json_lines
+from airflow_provider_conversations.output.storage import DestinationError, JsonLinesWriter, json_lines
 from airflow_provider_conversations.output.targets import object_uri
-from airflow_provider_conversations.tasks.arguments import OPERATOR, SourceArguments, check_workers, is_dynamic
+from airflow_provider_conversations.tasks.arguments import (
+    OPERATOR,
+    SourceArguments,
+    check_file_format,
+    check_workers,
+    is_dynamic,
+)
 from airflow_provider_conversations.tasks.interval import window_for_task
 from airflow_provider_conversations.tasks.progress import Progress
 from airflow_provider_conversations.windows import Window, iso_z
@@ -36,6 +44,12 @@ if TYPE_CHECKING:
 #: Default XCom guard: enough for small windows and tests, far below what makes XCom, the API server and
 #: the UI slow (every record is a JSON document in the metadata database).
 DEFAULT_MAX_CONVERSATIONS = 10_000
+
+
+class _Default(enum.Enum):
+    """``compression`` not given: the file format's own default (gzip for JSON Lines, zstd for Parquet)."""
+
+    COMPRESSION = "the file format's default"
 
 
 class TooManyConversationsError(ConversationsError):
@@ -251,7 +265,7 @@ class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
     A directory gets one deterministic object per vendor, connection, time key and window::
 
         <destination>/vendor=<vendor>/conn_id=<conn_id>/time_key=<time_key>/
-            start=<start, ISO 8601 Z>/end=<end, ISO 8601 Z>/conversations.jsonl[.gz]
+            start=<start, ISO 8601 Z>/end=<end, ISO 8601 Z>/conversations.jsonl[.gz]   (or .parquet)
 
     so re-runs and backfills replace exactly the object of their own window. The object is JSON Lines (one
     record per line), gzip by default (byte-deterministic), written page by page as pages arrive, and it
@@ -268,7 +282,11 @@ class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
         ``ObjectStoragePath`` (templated).
     :param destination_conn_id: Airflow connection for the destination's filesystem, e.g. ``aws_default``
         (templated).
-    :param compression: ``"gzip"`` (default) or ``None``.
+    :param file_format: ``"jsonl"`` (default: JSON Lines) or ``"parquet"`` (typed columns plus the record as
+        JSON, in row groups; needs the extra ``airflow-provider-conversations[parquet]``; see
+        :mod:`airflow_provider_conversations.output.parquet`).
+    :param compression: for ``jsonl``, ``"gzip"`` (default) or ``None``; for ``parquet``, ``"zstd"`` (default),
+        ``"snappy"``, ``"gzip"`` or ``None``.
     """
 
     template_fields: Sequence[str] = (*_ConversationsBaseOperator.template_fields, "destination",
@@ -279,7 +297,8 @@ class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
         *,
         destination: str | ObjectStoragePath,
         destination_conn_id: str | None = None,
-        compression: str | None = "gzip",
+        compression: str | _Default | None = _Default.COMPRESSION,
+        file_format: str = "jsonl",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -308,18 +327,22 @@ class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
             raise self._fail(
                 f"destination_conn_id={destination_conn_id!r} is not valid; expected a connection id or None"
             )
-        if compression not in COMPRESSIONS:
-            raise self._fail(f"compression={compression!r} is not valid; allowed: 'gzip' or None")
+        try:
+            self.file_format, self.compression = check_file_format(
+                file_format, None if compression is _Default.COMPRESSION else compression,
+                default=compression is _Default.COMPRESSION)
+        except ConfigurationError as exc:
+            raise self._fail(str(exc), type(exc)) from None
         self.destination = destination
         self.destination_conn_id = destination_conn_id
-        self.compression = compression
         self._output: ObjectStoragePath | None = None
         self._manifest: dict[str, Any] | None = None
 
     def object_path(self, window: Window, vendor: str) -> ObjectStoragePath:
         """The object this task writes for ``window`` (after templating)."""
         return object_path(self.destination, destination_conn_id=self.destination_conn_id, window=window,
-                           vendor=vendor, conn_id=self.conn_id, time_key=self.time_key, compression=self.compression)
+                           vendor=vendor, conn_id=self.conn_id, time_key=self.time_key, compression=self.compression,
+                           file_format=self.file_format)
 
     def execute(self, context: Context) -> dict[str, Any]:
         window = window_for_task(context, self.start, self.end, task=self._task_label())
@@ -335,7 +358,14 @@ class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
             progress = self._progress(hook, window)
             self.log.info("Exporting %s conversations (%s) %s to %s into %s", hook.hook_name, self.time_key,
                           iso_z(window.start), iso_z(window.end), object_uri(path))
-            out = JsonLinesWriter(path, compression=self.compression)
+            out: JsonLinesWriter | ParquetWriter
+            if self.file_format == "parquet":
+                out = ParquetWriter(
+                    path, compression=self.compression,
+                    columns=Columns(self.output_format, id_field=hook.id_field, time_key=plan.key),
+                    metadata=file_metadata(self._identity(hook, window, filters)))
+            else:
+                out = JsonLinesWriter(path, compression=self.compression)
             try:
                 out.open()  # before the first request: an unwritable destination costs no API call
             except DestinationError as exc:
@@ -343,16 +373,21 @@ class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
             with out:
                 # Parallel sub-windows arrive in completion order: spooled and written back in walk order, so the
                 # object is the same, byte for byte, as a sequential export's.
-                lines = ((page, json_lines(records)) for page, records in self._shaped(hook, plan, shaper, progress))
-                for chunk in in_walk_order(lines, FileParts(), parallel=plan.workers > 1):
-                    out.write_lines(chunk)
+                shaped = self._shaped(hook, plan, shaper, progress)
+                if isinstance(out, ParquetWriter):
+                    self._write_parquet(out, shaped, parallel=plan.workers > 1)
+                else:
+                    lines = ((page, json_lines(records)) for page, records in shaped)
+                    for chunk in in_walk_order(lines, FileParts(), parallel=plan.workers > 1):
+                        out.write_lines(chunk)
             manifest = {
                 "uri": out.uri,
                 **self._summary(hook, window, plan, out.count, shaper, progress.seconds()),
                 "bytes": out.bytes,
                 "uncompressed_bytes": out.uncompressed_bytes,
                 "compression": self.compression,
-                "format": "jsonl",
+                "format": self.file_format,
+                "file_format": self.file_format,
                 "destination_conn_id": path.conn_id,
             }
         finally:
@@ -364,7 +399,37 @@ class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
                       orjson.dumps(manifest).decode())
         return manifest
 
+    @staticmethod
+    def _write_parquet(out: ParquetWriter, shaped: Iterator[tuple[Page, list[dict[str, Any]]]], *,
+                       parallel: bool) -> None:
+        """Sequential: records straight into row groups. Parallel: each page as an Arrow batch, spooled per
+        sub-window and replayed in walk order; row groups fall every ``row_group_rows`` records either way, so
+        both give the same bytes."""
+        if not parallel:
+            for _page, records in shaped:
+                out.write_records(records)
+            return
+        batches = ((page, out.columns.batch(records)) for page, records in shaped)
+        for batch in in_walk_order(batches, ArrowParts(out.columns.schema), parallel=True):
+            out.write_batch(batch)
+
+    def _identity(self, hook: ConversationsHook, window: Window, filters: Mapping[str, Any]) -> dict[str, Any]:
+        """What a Parquet file says about itself (its key-value metadata): the manifest's identity and window,
+        nothing that changes between runs."""
+        return {
+            "vendor": hook.vendor, "conn_id": self.conn_id, "time_key": self.time_key,
+            "start": iso_z(window.start), "end": iso_z(window.end), "filters": dict(filters),
+            "finished_only": self.finished_only, "output_format": self.output_format,
+            "exclude_fields": [".".join(p) for p in self._exclude_paths],
+            "file_format": self.file_format, "compression": self.compression,
+        }
+
     def _warn_on_suffix(self, path: ObjectStoragePath) -> None:
+        if self.file_format == "parquet":
+            if not path.name.endswith(".parquet"):
+                self.log.warning("Writing Parquet output to %s, whose name does not end with .parquet; readers "
+                                 "that infer the format from the name will misread it", object_uri(path))
+            return
         gz = path.name.endswith(".gz")
         if gz != (self.compression == "gzip"):
             self.log.warning(

@@ -2,7 +2,7 @@
 directory, so re-runs and backfills replace exactly the object of their own window::
 
     <destination>/vendor=<vendor>/conn_id=<conn_id>/time_key=<time_key>/
-        start=<start, ISO 8601 Z>/end=<end, ISO 8601 Z>/conversations.jsonl[.gz]
+        start=<start, ISO 8601 Z>/end=<end, ISO 8601 Z>/conversations.jsonl[.gz]   (or conversations.parquet)
 """
 
 from __future__ import annotations
@@ -12,12 +12,15 @@ from airflow.sdk import ObjectStoragePath
 from airflow_provider_conversations.windows import Window, iso_z
 
 
-def suffix_for(compression: str | None) -> str:
+def suffix_for(compression: str | None, file_format: str = "jsonl") -> str:
+    if file_format == "parquet":
+        return ".parquet"  # Parquet compresses inside the file: readers never look for .zstd or .gz
     return ".jsonl.gz" if compression == "gzip" else ".jsonl"
 
 
 def object_path(destination: str | ObjectStoragePath, *, destination_conn_id: str | None, window: Window,
-                vendor: str, conn_id: str, time_key: str, compression: str | None) -> ObjectStoragePath:
+                vendor: str, conn_id: str, time_key: str, compression: str | None,
+                file_format: str = "jsonl") -> ObjectStoragePath:
     """The object an export of ``window`` writes: ``destination`` itself, or its layout below a directory.
 
     A directory is a URL ending with ``/``, or an existing directory.
@@ -34,7 +37,8 @@ def object_path(destination: str | ObjectStoragePath, *, destination_conn_id: st
     if not directory:
         return base
     return (base / f"vendor={vendor}" / f"conn_id={conn_id}" / f"time_key={time_key}"
-            / f"start={iso_z(window.start)}" / f"end={iso_z(window.end)}" / f"conversations{suffix_for(compression)}")
+            / f"start={iso_z(window.start)}" / f"end={iso_z(window.end)}"
+            / f"conversations{suffix_for(compression, file_format)}")
 
 
 def written_with_slash(path: ObjectStoragePath) -> bool:

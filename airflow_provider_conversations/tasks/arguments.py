@@ -22,6 +22,7 @@ from airflow_provider_conversations.engine.plan import WalkPlan
 from airflow_provider_conversations.exceptions import ConfigurationError
 from airflow_provider_conversations.filters import FilterSet
 from airflow_provider_conversations.hooks.registry import conn_types, hook_class, hook_for_connection
+from airflow_provider_conversations.output import parquet, storage
 from airflow_provider_conversations.transport.retry import RetryPolicy
 from airflow_provider_conversations.windows import Window
 
@@ -173,6 +174,34 @@ def check_workers(max_parallel: Any, vendor_cls: type[ConversationsHook] | None)
     return max_parallel
 
 
+FILE_FORMATS = ("jsonl", "parquet")
+#: What ``compression`` takes per ``file_format``, the default first.
+FILE_COMPRESSIONS: dict[str, tuple[str | None, ...]] = {"jsonl": storage.COMPRESSIONS, "parquet": parquet.COMPRESSIONS}
+
+
+def check_file_format(file_format: Any, compression: Any, *, default: bool = False) -> tuple[str, str | None]:
+    """``file_format`` and ``compression`` of an object-storage export, checked together; returns them with the
+    format's default compression when ``default`` (none was given). Parquet also needs pyarrow, imported here so
+    a DAG without the extra fails when it is parsed, naming the extra."""
+    if file_format not in FILE_FORMATS:
+        raise ConfigurationError(f"file_format={file_format!r} is not valid; allowed: "
+                                 + ", ".join(repr(f) for f in FILE_FORMATS))
+    allowed = FILE_COMPRESSIONS[file_format]
+    if default:
+        compression = allowed[0]
+    elif compression not in allowed:
+        other = [f for f, c in FILE_COMPRESSIONS.items() if f != file_format and compression in c]
+        choices = ", ".join(repr(c) for c in allowed[:-1]) + f" or {allowed[-1]!r}"
+        raise ConfigurationError(
+            f"compression={compression!r} is not valid"
+            + ("" if file_format == "jsonl" else f" with file_format={file_format!r}")  # (the 0.1 wording)
+            + f"; allowed: {choices}"
+            + (f" (with file_format={other[0]!r} only)" if other else ""))
+    if file_format == "parquet":
+        parquet.require_pyarrow()
+    return file_format, compression
+
+
 def _retry(hook_params: Any, w: Wording, json_only: bool) -> tuple[dict[str, Any], RetryPolicy]:
     if hook_params is None:
         return {}, RetryPolicy()
@@ -236,4 +265,5 @@ def _window(start: Any, end: Any) -> None:
         Window.of(start, end)
 
 
-__all__ = ["OPERATOR", "SENSOR", "TIME_KEYS", "SourceArguments", "Wording", "check_workers", "is_dynamic"]
+__all__ = ["FILE_COMPRESSIONS", "FILE_FORMATS", "OPERATOR", "SENSOR", "TIME_KEYS", "SourceArguments", "Wording",
+           "check_file_format", "check_workers", "is_dynamic"]
