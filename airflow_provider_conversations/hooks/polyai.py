@@ -129,10 +129,11 @@ class PolyAIHook(ConversationsHook):
             if "role" in turn:  # one message per entry
                 out.append(message(turn.get("role"), turn.get("text"), at_iso(turn.get("at"))))
                 continue
-            # A turn is the user's input and the agent's response to it (either may be missing or empty).
-            if turn.get("user_input") is not None:
+            # A turn is the user's input and the agent's response to it; either may be missing or empty (the
+            # greeting has no user input): an empty side is no message.
+            if turn.get("user_input"):
                 out.append(message("user", turn["user_input"], at_iso(turn.get("user_input_datetime"))))
-            if turn.get("agent_response") is not None:
+            if turn.get("agent_response"):
                 out.append(message("agent", turn["agent_response"], at_iso(turn.get("agent_response_datetime"))))
         return out
 
