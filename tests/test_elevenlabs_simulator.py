@@ -87,22 +87,22 @@ FILTER_CASES: list[tuple[dict[str, Any], Any]] = [
     ({"call_duration_min_secs": 600, "call_duration_max_secs": 900},
      lambda r: 600 <= r["call_duration_secs"] <= 900),
     ({"rating_min": 2, "rating_max": 3}, lambda r: r["rating"] in (2, 3)),
-    ({"user_id": "user_7"}, lambda r: r["user_id"] == "user_7"),
+    ({"user_id": "user_7"}, lambda r: r["_user_id"] == "user_7"),
     ({"evaluation_params": ["resolved:success", "polite:failure"]},
-     lambda r: r["evaluation_results"] == {"resolved": "success", "polite": "failure"}),
+     lambda r: r["_evaluation"] == {"resolved": "success", "polite": "failure"}),
     ({"data_collection_params": ["city:in:paris|delhi", "order_total:gte:250"]},
-     lambda r: r["data_collection_results"]["city"] in ("paris", "delhi")
-     and r["data_collection_results"]["order_total"] >= 250),
-    ({"data_collection_params": "email:missing"}, lambda r: "email" not in r["data_collection_results"]),
+     lambda r: r["_collected"].get("city") in ("paris", "delhi")
+     and r["_collected"].get("order_total", -1) >= 250),
+    ({"data_collection_params": "email:missing"}, lambda r: "email" not in r["_collected"]),
     ({"data_collection_params": ["email:exists:", "city:neq:berlin"]},
-     lambda r: "email" in r["data_collection_results"] and r["data_collection_results"]["city"] != "berlin"),
+     lambda r: "email" in r["_collected"] and r["_collected"].get("city") != "berlin"),
     ({"main_languages": ["de", "fr"]}, lambda r: r["main_language"] in ("de", "fr")),
     ({"conversation_initiation_source": "twilio"}, lambda r: r["conversation_initiation_source"] == "twilio"),
     ({"branch_id": "branch_1_1"}, lambda r: r["branch_id"] == "branch_1_1"),
-    ({"topic_ids": ["sales", "onboarding"]}, lambda r: {"sales", "onboarding"} & set(r["topic_ids"])),
+    ({"topic_ids": ["sales", "onboarding"]}, lambda r: {"sales", "onboarding"} & set(r["_topics"])),
     ({"tag_ids": "vip"}, lambda r: "vip" in r["tag_ids"]),
     ({"exclude_statuses": ["done", "initiated"]}, lambda r: r["status"] not in ("done", "initiated")),
-    ({"search": "user_12 talked"}, lambda r: r["user_id"] == "user_12"),
+    ({"search": "user_12 talked"}, lambda r: r["_user_id"] == "user_12"),
 ]
 
 
@@ -123,7 +123,9 @@ def test_summary_mode_include(el):
     rich = list(hook.iter_conversations(*window, filters={"summary_mode": "include"}))
     assert [c[ID] for c in plain] == [c[ID] for c in rich]
     assert all(c["transcript_summary"] is None for c in plain)
-    assert all(c["transcript_summary"].startswith(c["user_id"] + " talked to") for c in rich)
+    by_id = {r[ID]: r for r in el.records}
+    assert [c["transcript_summary"] for c in rich] == [el.summary(by_id[c[ID]]) for c in rich]
+    assert all(" talked to " in c["transcript_summary"] for c in rich)
 
 
 def test_finished_and_in_progress_filters_split_the_data(el):
@@ -183,7 +185,12 @@ def test_wrong_key_and_server_side_validation(sim, set_connection):
     assert ElevenLabsHook().test_connection()[0] is True
     hook = ElevenLabsHook()
     for params, param in [({"page_size": "101"}, "page_size"), ({"page_size": "0"}, "page_size"),
-                          ({"agent": "x"}, "agent"), ({"cursor": "%%%"}, "cursor"),
+                          ({"cursor": "%%%"}, "cursor"), ({"sort_direction": "up"}, "sort_direction"),
+                          ({"text_only": "maybe"}, "text_only"),
+                          ({"data_collection_params": "order_total:gt:lots"}, "data_collection_params"),
+                          ({"data_collection_params": "order_total:gt:"}, "data_collection_params"),
+                          ({"guardrail_types": "rude"}, "guardrail_types"),
+                          ({"call_successful": "maybe"}, "call_successful"),
                           ({"exclude_statuses": "gone"}, "exclude_statuses"),
                           ({"data_collection_params": "a:exists:x"}, "data_collection_params"),
                           ({"call_start_after_unix": "1.5"}, "call_start_after_unix")]:

@@ -399,14 +399,16 @@ def test_finished_only_also_checks_each_record_when_the_server_ignores_the_filte
 
 
 def test_exclude_fields_drops_paths_from_raw_records_before_they_leave_the_task(poly):
-    records = xcom_op(exclude_fields=["turns.text", "metrics", "variant_name", "not.there"]).execute(ctx())
+    records = xcom_op(exclude_fields=["turns.user_input", "metrics", "variant_name", "not.there"]).execute(ctx())
     source = {r["id"]: r for r in poly.records}
     assert records
     for r in records:
         original = source[r["id"]]
         assert "metrics" not in r
         assert "variant_name" not in r
-        assert r["turns"] == [{"role": "user"}]
+        assert r["turns"] == [{k: v for k, v in t.items() if k != "user_input"} for t in original["turns"]]
+        assert r["turns"]
+        assert all("agent_response" in t for t in r["turns"])
         assert {k: v for k, v in original.items() if k not in ("metrics", "variant_name", "turns")} == {
             k: v for k, v in r.items() if k != "turns"}
 

@@ -27,10 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--token", default="sim-token", help="the API key the simulator accepts")
     p.add_argument("--max-seconds", type=float, default=3600.0, help="stop after this many seconds")
     p.add_argument("--max-requests", type=int, default=2_000_000, help="stop after this many requests")
-    p.add_argument("--latency-ms", type=float, default=0.0, help="added to every response")
+    p.add_argument("--latency-ms", type=float, default=0.0, help="added to every response, details too")
     p.add_argument("--fault-rate", type=float, default=0.0, help="share of requests that get a random fault")
     p.add_argument("--fault-kinds", default=",".join(FAULT_KINDS))
-    p.add_argument("--rate-limit", default=None, help="N/SECONDS, e.g. 100/60")
+    p.add_argument("--rate-limit", default=None, help="N/SECONDS, e.g. 100/60 (details count against it too)")
+    p.add_argument("--vanish-share", type=float, default=0.0,
+                   help="share of listed conversations whose detail answers 404 (gone since listing)")
+    p.add_argument("--vanish-seed", type=int, default=0, help="which conversations vanish (deterministic)")
     p.add_argument("--conn-id", default=None, help="print the connection under this id")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a vendor-specific simulator switch (VALUE parsed as JSON when it can be), "
@@ -54,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         args.vendor, **extra, conversations=args.conversations, seed=args.seed, span=timedelta(hours=args.span_hours),
         token=args.token, port=args.port, max_seconds=args.max_seconds, max_requests=args.max_requests,
         latency_ms=args.latency_ms, faults=faults, rate_limit=rate_limit, log_requests=False,
+        **({"vanish_share": args.vanish_share, "vanish_seed": args.vanish_seed} if args.vanish_share else {}),
     )
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())

@@ -18,6 +18,7 @@ import base64
 import binascii
 import bisect
 import random
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -25,11 +26,15 @@ from typing import Any, ClassVar
 
 import orjson
 
+from airflow_provider_conversations.testing import transcripts
 from airflow_provider_conversations.testing.dataset import Conversation
 from airflow_provider_conversations.testing.server import SimRequest, SimResponse, VendorSimulator
 from airflow_provider_conversations.testing.store import SortedStore
 
 PATHS = ("/core/conversations", "/core/conversations/")
+DETAIL_PATH = re.compile(r"^/core/conversations/([^/]+)/?$")
+#: The scope a token needs for the transcript (``conversation``) and ``recording_details`` of a detail.
+SCOPE = "conversations:read_sensitive"
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 DIRECTIONS = ("inbound", "outbound")
@@ -98,6 +103,14 @@ class AnyreachSimulator(VendorSimulator):
     ``X-Anyreach-Org: <org_id>`` (missing: 401 "Token is missing organization claim."; another org: 403).
     ``sensitive=False`` serves what a token without ``conversations:read_sensitive`` sees.
 
+    ``GET /core/conversations/{conversation_id}`` serves the list item plus the transcript ``conversation``
+    (``{"turns": [{"role": "agent" | "user", "text", "timestamp"}, ...]}``, agent first, twice
+    ``user_turn_count`` turns) and ``recording_details``, those two only for tokens with the scope
+    :data:`SCOPE`: ``read_sensitive`` says which (``None``: the same as ``sensitive``; ``True``/``False``: every
+    token or none; a collection: those tokens). ``tokens`` are more keys accepted besides ``token``. A token
+    without the scope gets the detail without them (``missing_scope="omit"``, default) or a 403
+    (``missing_scope="refuse"``). Unknown ids answer 404. The list never carries these two fields.
+
     Vendor faults: ``stuck`` ignores the cursor (the request is answered from the newest conversation again).
     ``empty`` does not apply: a page shorter than ``limit`` is the end of an Anyreach list by the API's own
     contract (there is no "more" flag and no separate continuation), so an empty page in the middle of a walk
@@ -112,6 +125,7 @@ class AnyreachSimulator(VendorSimulator):
     }
 
     default_token = "ak_sim.0123456789abcdef"
+    detail_path = DETAIL_PATH
     #: The header naming the organisation, which a ``pat_`` token needs besides ``Authorization``.
     org_header: ClassVar[str] = "X-Anyreach-Org"
 
@@ -126,8 +140,17 @@ class AnyreachSimulator(VendorSimulator):
         precision: timedelta = timedelta(microseconds=1),
         sensitive: bool = True,
         org_id: str = "org_sim",
+        read_sensitive: bool | Iterable[str] | None = None,
+        missing_scope: str = "omit",
+        tokens: Iterable[str] = (),
         **options: Any,
     ) -> None:
+        if missing_scope not in ("omit", "refuse"):
+            raise ValueError(f"missing_scope={missing_scope!r}; allowed: 'omit', 'refuse'")
+        self.read_sensitive = read_sensitive if read_sensitive is None or isinstance(read_sensitive, bool) \
+            else frozenset(read_sensitive)
+        self.missing_scope = missing_scope
+        self.extra_tokens = tuple(tokens)
         if cursor_compare not in ("strict", "inclusive"):
             raise ValueError(f"cursor_compare={cursor_compare!r}; allowed: 'strict', 'inclusive'")
         if tie_order not in ("stable", "shuffled"):
@@ -178,9 +201,6 @@ class AnyreachSimulator(VendorSimulator):
             "summary": f"User {c.user} talked to agent {c.agent} for {c.duration} s.",
             "initial_context": f"customer tier {tier}",
             "custom_metadata": {"order_id": str(c.user % 50), "tier": tier},
-            "conversation": {"turns": [{"role": "user", "text": f"hello {c.user}"},
-                                       {"role": "agent", "text": "hi"}]},
-            "recording_details": {"recording_url": f"https://recordings.invalid/{c.index}.wav"},
         }
 
     def data_set(self, conversations: int | list[Conversation], *, seed: int, start: datetime,
@@ -250,16 +270,64 @@ class AnyreachSimulator(VendorSimulator):
         name = name.lower()
         return next((v for k, v in request.headers.items() if k.lower() == name), None)
 
+    def _token(self, request: SimRequest) -> str | None:
+        """The accepted key a request carries, or ``None``."""
+        auth = self._header(request, self.auth_header) or ""
+        token = auth.removeprefix(self.auth_prefix) if auth.startswith(self.auth_prefix) else None
+        return token if token in (self.token, *self.extra_tokens) else None
+
     def _authorized(self, request: SimRequest) -> bool:
-        if self._header(request, self.auth_header) != f"{self.auth_prefix}{self.token}":
+        token = self._token(request)
+        if token is None:
             return False
-        return not self.token.startswith("pat_") or self._header(request, self.org_header) == self.org_id
+        return not token.startswith("pat_") or self._header(request, self.org_header) == self.org_id
+
+    def has_scope(self, token: str) -> bool:
+        """Whether ``token`` carries :data:`SCOPE`."""
+        if self.read_sensitive is None:
+            return self.sensitive
+        if isinstance(self.read_sensitive, bool):
+            return self.read_sensitive
+        return token in self.read_sensitive
+
+    def detail(self, conversation_id: str, *, scoped: bool = True, **options: Any) -> dict[str, Any] | None:
+        """The detail body of a conversation as a token with (``scoped``) or without the scope sees it
+        (``None``: unknown or vanished, a 404)."""
+        if self.vanished(conversation_id):
+            return None
+        with self.lock:
+            stored = self.record(conversation_id)
+            r = None if stored is None else dict(stored)
+        if r is None:
+            return None
+        body = self._visible(r)
+        if scoped:
+            created = datetime.fromisoformat(r["created_at"])
+            turns = transcripts.turns(conversation_id, 2 * r["user_turn_count"], r["duration"], salt="anyreach")
+            body["conversation"] = {"turns": [
+                {"role": t.role, "text": t.text, "timestamp": self._fmt(created + timedelta(seconds=t.offset))}
+                for t in turns]}
+            index = int(conversation_id.rsplit("_", 1)[-1]) if conversation_id[-1].isdigit() else 0
+            body["recording_details"] = {
+                "recording_url": f"https://recordings.invalid/{conversation_id}.wav?expires=3600",
+                "duration": r["duration"], "format": "wav", "channels": 2, "recording_id": f"rec_{index:08d}"}
+        return body
+
+    def handle_detail(self, conversation_id: str, request: SimRequest) -> SimResponse:
+        token = self._token(request)
+        scoped = token is not None and self.has_scope(token)
+        if not scoped and self.missing_scope == "refuse":
+            return self.error(403, "missing_scope", f"Token is missing required scope: {SCOPE}")
+        body = self.detail(conversation_id, scoped=scoped)
+        if body is None:
+            return self.error(404, "not_found", "Conversation not found")
+        return SimResponse.json(200, body)
 
     def unauthorized(self, request: SimRequest) -> SimResponse:
         auth = self._header(request, self.auth_header)
         if auth is None or not auth.startswith(self.auth_prefix):
             return self.error(401, "not_authenticated", "Not authenticated")
-        if auth != f"{self.auth_prefix}{self.token}":
+        if self._token(request) is None:
             return self.error(401, "invalid_token", "Invalid authentication credentials")
         org = self._header(request, self.org_header)
         if org is None:

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import orjson
 
-from airflow_provider_conversations.testing import cursors
+from airflow_provider_conversations.testing import cursors, transcripts
 from airflow_provider_conversations.testing.dataset import Conversation
 from airflow_provider_conversations.testing.server import SimRequest, SimResponse, VendorSimulator
 from airflow_provider_conversations.testing.store import SortedStore, compact_json
@@ -56,8 +56,12 @@ class PolyAISimulator(VendorSimulator):
         bounds: str = "inclusive",
         precision: timedelta = timedelta(milliseconds=1),
         environments: tuple[str, ...] | list[str] = ENVS,
+        transcripts: bool = True,
         **options: Any,
     ) -> None:
+        #: ``False``: every conversation is listed with empty ``turns`` (as with transcripts disabled), so rows
+        #: stay as small as they were before turns were generated.
+        self.transcripts = transcripts
         #: client_env of the generated conversations, picked in turn (default: 60% live)
         self.environments = tuple(environments)
         self.account_id = account_id
@@ -81,10 +85,39 @@ class PolyAISimulator(VendorSimulator):
             "total_duration": c.duration,
             "variant_id": f"var-{c.agent}",
             "variant_name": f"Variant {c.agent}",
-            "turns": [{"role": "user", "text": f"hello {c.user}"}],
+            "turns": self._turns(c) if self.transcripts else [],
             "metrics": {"latency_ms": 100 + c.rating},
             "state": {},
         }
+
+    def _turns(self, c: Conversation) -> list[dict[str, Any]]:
+        """``num_turns`` turns: each the user's input and the agent's response with their times (ascending,
+        within ``total_duration``) and the agent's latency in milliseconds; the first one is the greeting,
+        before the user has said anything."""
+        conversation_id = c.extra.get("id", f"CONV-{c.index:08d}")
+        lines = transcripts.turns(conversation_id, 2 * c.turns, c.duration, salt="polyai")
+        out = []
+        for i in range(c.turns):
+            agent, user = lines[2 * i], lines[2 * i + 1]
+            latency = 300 + (c.rating * 97 + i * 131) % 900
+            said = c.created + timedelta(seconds=user.offset)
+            out.append({
+                "user_input": "" if i == 0 else user.text,
+                "user_input_datetime": None if i == 0 else _iso(said),
+                "agent_response": agent.text,
+                "agent_response_datetime": _iso(said + timedelta(milliseconds=latency) if i else c.created),
+                "latency": latency if i else 0,
+                "intents": ["greeting"] if i == 0 else [],
+                "turn_number": i + 1,
+            })
+        return out
+
+    def detail(self, conversation_id: str, **options: Any) -> dict[str, Any] | None:
+        """A conversation as listed, with its ``turns`` (PolyAI serves transcripts in the list: no detail
+        request is made, and this is the ground truth tests compare them with)."""
+        with self.lock:
+            r = self.record(conversation_id)
+            return None if r is None else dict(r)
 
     def new_store(self) -> SortedStore:
         return SortedStore(self.lock, order=lambda r: (r["started_at"], r["id"]),

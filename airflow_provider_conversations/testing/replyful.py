@@ -11,12 +11,13 @@ from typing import Any, ClassVar
 
 import orjson
 
-from airflow_provider_conversations.testing import cursors
+from airflow_provider_conversations.testing import cursors, transcripts
 from airflow_provider_conversations.testing.dataset import Conversation
 from airflow_provider_conversations.testing.server import SimRequest, SimResponse, VendorSimulator
 from airflow_provider_conversations.testing.store import SortedStore
 
 PATH = re.compile(r"^/v1/conversations/?$")
+DETAIL_PATH = re.compile(r"^/v1/conversations/([^/]+)/?$")
 STATUSES = (
     "waiting_for_user", "needs_first_response", "needs_follow_up", "scheduled_ai_response", "assumed_resolved",
     "resolved", "spam", "paused", "investigating", "archived",
@@ -92,6 +93,7 @@ class ReplyfulSimulator(VendorSimulator):
     has_more_key = "hasMore"
     cursor_param = "startingAfter"
     precision = timedelta(milliseconds=1)
+    detail_path = DETAIL_PATH
 
     def __init__(
         self,
@@ -168,6 +170,48 @@ class ReplyfulSimulator(VendorSimulator):
         lo, hi = _key(start), _key(end)
         return [r["id"] for r in self.records
                 if lo <= _record_key(r[field]) < hi and _matches(r, criteria)]
+
+    def detail(self, conversation_id: str, **options: Any) -> dict[str, Any] | None:
+        """The body of ``GET /v1/conversations/{id}``: the Conversation object plus ``messages``, ascending
+        ``createdAt`` (``None``: unknown, archived or vanished, a 404 ``conversation_not_found``).
+
+        A message: ``id``, ``object`` (``message``), ``conversationId``, ``role`` (``contact`` for the customer,
+        ``agent`` for replies), ``author`` {``type`` (``contact``, ``ai`` or ``human``), ``id``, ``name``},
+        ``body`` and ``createdAt``; as many as the conversation's ``c.turns`` (tens for most), spread from its
+        creation to its last update.
+        """
+        if self.vanished(conversation_id):
+            return None
+        with self.lock:
+            stored = self.record(conversation_id)
+            r = None if stored is None else dict(stored)
+        if r is None or r["status"] == "archived":
+            return None
+        return {**r, "messages": self._messages(r)}
+
+    def _messages(self, r: dict[str, Any]) -> list[dict[str, Any]]:
+        created = datetime.fromisoformat(r["createdAt"])
+        span = max(1, int((datetime.fromisoformat(r["updatedAt"]) - created) / timedelta(milliseconds=1)))
+        count = int(r["lastMessagePreview"].split(" ", 1)[0])  # the generated turn count the preview announces
+        agent = r["assignedToUser"]
+        out = []
+        for i, turn in enumerate(transcripts.turns(r["id"], count, span, salt="replyful")):
+            if turn.role == "agent":
+                author = ({"type": "human", "id": agent["id"], "name": agent["name"]} if agent is not None
+                          and r["supportLevel"] == "human" else {"type": "ai", "id": "ai_agent", "name": "Replyful AI"})
+            else:
+                author = {"type": "contact", **r["contact"]}
+            out.append({"id": f"msg_{r['id'].removeprefix('conv_')}_{i:03d}", "object": "message",
+                        "conversationId": r["id"], "role": "agent" if turn.role == "agent" else "contact",
+                        "author": author, "body": turn.text,
+                        "createdAt": _iso(created + timedelta(milliseconds=turn.offset))})
+        return out
+
+    def handle_detail(self, conversation_id: str, request: SimRequest) -> SimResponse:
+        body = self.detail(conversation_id)
+        if body is None:
+            return self.error(404, "conversation_not_found", f"No conversation with id '{conversation_id}'", "id")
+        return SimResponse.json(200, body)
 
     def connection(self, conn_id: str | None = None, *, token: str | None = None) -> dict[str, Any]:
         return {"conn_type": "replyful", "host": self.url, "password": token or self.token}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import random
+import re
 import socket
 import struct
 import threading
@@ -15,7 +17,7 @@ from datetime import datetime, timedelta
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
@@ -193,6 +195,13 @@ class SimStats:
     ok_pages: int = 0
     faults: dict[str, int] = field(default_factory=dict)
     throttled: int = 0
+    #: Requests for one conversation's detail (counted in ``requests`` too), the ones answered 2xx, and the
+    #: most that were in flight at once (from arrival until the last byte was written), so a test can assert a
+    #: client's concurrency bound without timing anything.
+    detail_requests: int = 0
+    ok_details: int = 0
+    details_in_flight: int = 0
+    max_details_in_flight: int = 0
 
 
 class VendorSimulator(ABC):
@@ -207,6 +216,14 @@ class VendorSimulator(ABC):
     :param seed: seed of the generated conversations.
     :param start: the generated conversations lie in ``[start, start + span)``.
     :param token: the only key the simulator accepts (default: the vendor's :attr:`default_token`).
+    :param latency_ms: added to every request, list pages and details alike (benchmarks use 50).
+    :param vanish_share: this share of the conversations (picked by ``vanish_seed`` and the id, so the same ones
+        on every run) are listed but answer 404 on their detail, as if deleted between listing and detail fetch.
+
+    Vendors with a detail endpoint set :attr:`detail_path` and implement :meth:`detail` (the ground truth of
+    a detail body) and :meth:`handle_detail`; detail requests share the auth check, rate limit, latency and
+    fault injection with list pages (the vendor kinds ``empty``/``stuck``, which rewrite a page's
+    continuation, do not apply to them).
     """
 
     vendor: ClassVar[str]
@@ -231,6 +248,9 @@ class VendorSimulator(ABC):
     #: a switch), and the share of them still in progress.
     precision: timedelta = timedelta(microseconds=1)
     in_progress_fraction: float = 0.05
+    #: The path of one conversation's detail, with the id as its one group (``None``: the vendor documents no
+    #: detail endpoint, and such paths are unknown routes like any other).
+    detail_path: ClassVar[re.Pattern[str] | None] = None
 
     def __init__(
         self,
@@ -249,7 +269,15 @@ class VendorSimulator(ABC):
         rate_limit: tuple[int, float] | None = None,
         log_requests: bool = True,
         churn: Churn | None = None,
+        vanish_share: float = 0.0,
+        vanish_seed: int = 0,
     ) -> None:
+        if not 0.0 <= vanish_share <= 1.0:
+            raise ValueError(f"vanish_share={vanish_share!r} must be between 0 and 1")
+        if vanish_share and self.detail_path is None:
+            raise ValueError(f"vanish_share: the {self.vendor} simulator serves no detail endpoint")
+        self.vanish_share = vanish_share
+        self.vanish_seed = vanish_seed
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError("simulators bind to loopback only")
         self.token = self.default_token if token is None else token
@@ -327,6 +355,51 @@ class VendorSimulator(ABC):
         (where the vendor has one) becomes ``at``; the creation time never changes. Returns how many were found.
         """
         raise NotImplementedError(f"{type(self).__name__} does not model updates")
+
+    # ---------------------------------------------------------------- details
+
+    def detail_id(self, request: SimRequest) -> str | None:
+        """The conversation id a request asks the detail of, or ``None`` for any other request."""
+        if self.detail_path is None:
+            return None
+        m = self.detail_path.match(request.path)
+        return unquote(m.group(1)) if m else None
+
+    def vanished(self, conversation_id: str) -> bool:
+        """Whether ``conversation_id`` is one of the ``vanish_share`` whose detail answers 404 (deterministic:
+        a hash of ``vanish_seed`` and the id, the same on every run and in every process)."""
+        if not self.vanish_share:
+            return False
+        digest = hashlib.blake2b(f"{self.vanish_seed}:{conversation_id}".encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big") < self.vanish_share * 2**64
+
+    def record(self, conversation_id: str) -> dict[str, Any] | None:
+        """The stored record (as listed) of ``conversation_id``, or ``None``."""
+        return self.store.get(conversation_id)
+
+    def detail(self, conversation_id: str, **options: Any) -> dict[str, Any] | None:
+        """The ground truth of the detail body of ``conversation_id`` (``None``: the API answers 404, because
+        it is unknown, vanished, or the vendor hides it), for tests to compare exports with."""
+        raise NotImplementedError(f"the {self.vendor} simulator serves no detail endpoint")
+
+    def handle_detail(self, conversation_id: str, request: SimRequest) -> SimResponse:
+        """Answer an authenticated detail request that no fault replaced."""
+        raise NotImplementedError(f"the {self.vendor} simulator serves no detail endpoint")
+
+    def _detail_started(self) -> None:
+        with self.lock:
+            self.stats.details_in_flight += 1
+            self.stats.max_details_in_flight = max(self.stats.max_details_in_flight, self.stats.details_in_flight)
+
+    def _detail_finished(self) -> None:
+        with self.lock:
+            self.stats.details_in_flight -= 1
+
+    def _answer(self, request: SimRequest) -> SimResponse:
+        conversation_id = self.detail_id(request)
+        if conversation_id is None:
+            return self.handle(request)
+        return self.handle_detail(conversation_id, request)
 
     def vendor_fault(self, kind: str, request: SimRequest) -> SimResponse | None:
         """Answer ``request`` with a vendor kind of fault (``empty`` or ``stuck``), or ``None`` when it does
@@ -446,6 +519,9 @@ class VendorSimulator(ABC):
             self.stats.requests += 1
             n = self.stats.requests
             request.received = time.monotonic()
+            detail = self.detail_id(request) is not None
+            if detail:
+                self.stats.detail_requests += 1
             if self.log_requests:
                 self.requests.append(request)
             if n > self.max_requests:
@@ -480,6 +556,8 @@ class VendorSimulator(ABC):
             failing = faults.fail_after is not None and self.stats.ok_pages >= faults.fail_after
             kind = faults.fail_kind if failing else faults.decide(n)
         vendor_response = None
+        if kind in VENDOR_KINDS and detail:
+            kind = None  # a detail has no continuation to rewrite: answered normally, not counted
         if kind in VENDOR_KINDS:
             vendor_response = self.vendor_fault(str(kind), request)
             if vendor_response is None:
@@ -507,11 +585,14 @@ class VendorSimulator(ABC):
             return resp, None
         if kind == "slow":
             time.sleep(faults.slow_seconds)
-        response = self.handle(request)
+        response = self._answer(request)
         response.headers.update(rl_headers)
         if 200 <= response.status < 300 and not kind:  # a page a fault mangles or delays is not delivered
             with self.lock:
-                self.stats.ok_pages += 1
+                if detail:
+                    self.stats.ok_details += 1
+                else:
+                    self.stats.ok_pages += 1
         return response, kind if kind in ("reset", "truncated", "garbage") else None
 
 
@@ -540,6 +621,16 @@ def _make_handler(sim: VendorSimulator) -> type[BaseHTTPRequestHandler]:
                 raw_query=parts.query,
                 headers={k: v for k, v in self.headers.items()},
             )
+            detail = sim.detail_id(request) is not None
+            if detail:
+                sim._detail_started()
+            try:
+                self._respond(request)
+            finally:
+                if detail:
+                    sim._detail_finished()
+
+        def _respond(self, request: SimRequest) -> None:
             try:
                 response, special = sim.dispatch(request)
             except Exception as exc:  # a simulator bug must surface as a 500, not a hung client

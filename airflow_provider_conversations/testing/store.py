@@ -98,8 +98,15 @@ class SortedStore:
         #: ``blobs[i]`` is ``records[i]`` serialized.
         self.blobs: list[bytes] = []
         self._indexes = {name: Index(range(0), []) for name in self._key_functions}
+        #: id -> record (records change in place, so this never needs rebuilding), for detail endpoints.
+        self._by_id: dict[Any, Record] = {}
 
     # ------------------------------------------------------------------ reading
+
+    def get(self, record_id: Any) -> Record | None:
+        """The record with this id, or ``None`` (what a detail endpoint looks up)."""
+        with self._lock:
+            return self._by_id.get(record_id)
 
     def index(self, name: str) -> Index:
         """The whole index ``name`` (replaced, never changed in place, when the records change)."""
@@ -156,6 +163,8 @@ class SortedStore:
             return
         with self._lock:
             self._cache.clear()
+            id_field = self._id_field
+            self._by_id.update((r[id_field], r) for r in new if id_field in r)
             order = self._order
             if order is not None:
                 new.sort(key=order)
