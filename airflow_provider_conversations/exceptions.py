@@ -70,5 +70,17 @@ class RetriesExhaustedError(VendorAPIError):
     """Every attempt failed with a retryable error (429, 5xx, connection error, timeout)."""
 
 
+class MissingDetailError(VendorAPIError):
+    """A conversation was listed, but its detail endpoint answers 404 (archived or deleted in between).
+
+    A typed outcome rather than a failure: the export decides by ``on_missing_detail`` whether the record is kept
+    with ``"detail": null``, left out, or the export fails.
+    """
+
+    def __init__(self, message: str, *, conversation_id: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.conversation_id = conversation_id
+
+
 class PaginationError(ConversationsError):
     """The vendor's pagination cannot make progress (a repeated cursor, an offset that does not advance)."""

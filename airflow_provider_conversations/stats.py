@@ -24,6 +24,12 @@ class HookStats:
     retry_wait_seconds: float = 0.0
     throttle_waits: int = 0
     throttle_wait_seconds: float = 0.0
+    #: Detail requests sent (also counted in ``requests``), details received, details gone (404), and the
+    #: seconds spent fetching them, summed over the detail workers.
+    detail_requests: int = 0
+    details_fetched: int = 0
+    details_missing: int = 0
+    detail_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()

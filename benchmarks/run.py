@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks import details
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 TOKEN = "bench-token-0123456789"
@@ -142,7 +144,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--latency-ms", type=float, default=50.0, help="latency of the parallel-windows run")
     p.add_argument("--parallel-conversations", type=int, default=100_000)
-    p.add_argument("--skip", default="", help="comma-separated contenders or sections (cluster, parquet, ...) to skip")
+    p.add_argument("--skip", default="",
+                   help="comma-separated contenders or sections (cluster, parquet, details, ...) to skip")
+    details.add_arguments(p)
     a = p.parse_args(argv)
     skip = set(filter(None, a.skip.split(",")))
     lines: list[str] = []
@@ -235,6 +239,9 @@ def main(argv: list[str]) -> int:
         say()
         for line in parquet_section(big=a.big, small=a.conversations, page_size=a.page_size, repeats=a.repeats):
             say(line)
+    if "details" not in skip:
+        say()
+        details.section(a, say)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.md").write_text("\n".join(lines) + "\n")
     print(f"\nwritten to {RESULTS / 'latest.md'}")

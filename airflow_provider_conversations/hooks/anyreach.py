@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from airflow_provider_conversations.engine.details import DetailEndpoint
 from airflow_provider_conversations.engine.paginators import Answer, Item, Paginator, Request
 from airflow_provider_conversations.exceptions import ConfigurationError, InvalidResponseError, PaginationError
 from airflow_provider_conversations.filters import Filter, FilterSet
 from airflow_provider_conversations.hooks.base import ConnectionSettings, ConversationsHook, Paging, TimeKey
+from airflow_provider_conversations.hooks.messages import Message, at_iso, entries, first, message
 from airflow_provider_conversations.hooks.statuses import Statuses
 from airflow_provider_conversations.transport.errors import detail_text, envelope, validation_errors
 from airflow_provider_conversations.transport.session import Params
@@ -185,6 +187,8 @@ class AnyreachHook(ConversationsHook):
     max_page_size = MAX_LIMIT
     statuses = Statuses.of("status", in_progress=IN_PROGRESS, finished=FINISHED)
     error_envelope = envelope(detail_text, validation_errors)
+    #: The full conversation; its transcript (``conversation``) only with the ``conversations:read_sensitive`` scope.
+    detail_endpoint = DetailEndpoint("core/conversations/{id}", scope="conversations:read_sensitive")
     filter_set = FilterSet(
         vendor="Anyreach",
         filters=(
@@ -247,6 +251,15 @@ class AnyreachHook(ConversationsHook):
                 vendor=self.vendor,
             )
         return body
+
+    def messages_of(self, record: Item) -> list[Message] | None:
+        detail = record.get("detail")
+        source = detail if isinstance(detail, dict) else record
+        found = entries(source.get("conversation"), "turns", "messages", "transcript")
+        if found is None:
+            return None
+        return [message(first(t, ("role", "speaker", "sender")), first(t, ("text", "content", "message")),
+                        at_iso(first(t, ("timestamp", "created_at", "time", "at")))) for t in found]
 
     @classmethod
     def finished_filters(cls, filters: Mapping[str, Any]) -> dict[str, Any]:

@@ -19,16 +19,34 @@ from airflow.providers.common.compat.sdk import AirflowNotFoundException
 from airflow.sdk import BaseHook
 
 from airflow_provider_conversations.catalog import BY_CONN_TYPE, CONN_TYPES, FormField
+from airflow_provider_conversations.engine.details import (
+    DEFAULT_DETAIL_CONCURRENCY,
+    DetailEndpoint,
+    DetailOptions,
+    with_details,
+)
 from airflow_provider_conversations.engine.paginators import Context, Item, Order, Paginator
 from airflow_provider_conversations.engine.parallel import MAX_WORKERS, PARTS_PER_WORKER, run_parallel
 from airflow_provider_conversations.engine.plan import TimeKey, WalkPlan
 from airflow_provider_conversations.engine.walk import MAX_STALLED_PAGES, Page, Walk, run_walk
-from airflow_provider_conversations.exceptions import ConfigurationError, InvalidFilterError
+from airflow_provider_conversations.exceptions import (
+    AuthenticationError,
+    ConfigurationError,
+    InvalidFilterError,
+    InvalidResponseError,
+    MissingDetailError,
+    VendorAPIError,
+)
 from airflow_provider_conversations.filters import FilterSet
 from airflow_provider_conversations.hooks.statuses import NO_STATUS, Statuses
 from airflow_provider_conversations.stats import HookStats
 from airflow_provider_conversations.transport.client import ApiClient
-from airflow_provider_conversations.transport.connection import ConnectionSettings, not_found, read_settings
+from airflow_provider_conversations.transport.connection import (
+    ConnectionSettings,
+    not_found,
+    path_segment,
+    read_settings,
+)
 from airflow_provider_conversations.transport.errors import ANY_SHAPE, Envelope
 from airflow_provider_conversations.transport.retry import BACKOFF_REASON, RetryPolicy, Timeout
 from airflow_provider_conversations.transport.session import Label, Params, new_session
@@ -99,6 +117,10 @@ class ConversationsHook(BaseHook):
     server_bounded: ClassVar[bool] = True
     #: Pages in a row that bring nothing new after which a walk is declared stuck.
     max_stalled_pages: ClassVar[int] = MAX_STALLED_PAGES
+    #: The per-conversation endpoint serving the transcript or messages (``include_details=True``), if any.
+    detail_endpoint: ClassVar[DetailEndpoint | None] = None
+    #: The list items already carry the transcript (PolyAI's ``turns``): details need no request.
+    details_inline: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -153,6 +175,11 @@ class ConversationsHook(BaseHook):
         channel = item.get("channel")
         return channel if isinstance(channel, str) else None
 
+    def messages_of(self, record: Item) -> list[dict[str, Any]] | None:
+        """The conversation's messages as ``{"role", "text", "at"}`` (``output_format="normalized"``), from the
+        list item and its ``"detail"``; ``None`` when the vendor (or this record) has no transcript."""
+        return None
+
     @classmethod
     def finished_filters(cls, filters: Mapping[str, Any]) -> dict[str, Any]:
         """Server-side filters that keep only finished conversations, merged into ``filters`` by
@@ -200,6 +227,7 @@ class ConversationsHook(BaseHook):
         self._session: requests.Session | None = None
         self._client: ApiClient | None = None
         self._client_lock = threading.Lock()
+        self._detail_client: ApiClient | None = None
 
     @classmethod
     def page_size_problem(cls, page_size: Any) -> str | None:
@@ -277,6 +305,87 @@ class ConversationsHook(BaseHook):
                         log=self.log)
         url = f"{self.base_url}/{(path or self.list_path(self.settings)).lstrip('/')}"
         return self._client.get_json(url, params, max_attempts=max_attempts, max_seconds=max_seconds)
+
+    # ------------------------------------------------------------------ details
+
+    @classmethod
+    def detail_options(cls, include_details: Any = True, detail_concurrency: Any = DEFAULT_DETAIL_CONCURRENCY,
+                       on_missing_detail: Any = "keep") -> DetailOptions | None:
+        """The checked detail settings for this vendor (``None`` without ``include_details``), before any
+        request; ParrotMob, which documents no detail endpoint, refuses ``include_details=True``."""
+        options = DetailOptions.of(include_details, detail_concurrency, on_missing_detail)
+        if options is not None:
+            cls.refuse_details_unless_supported()
+        return options
+
+    @classmethod
+    def refuse_details_unless_supported(cls) -> None:
+        if cls.detail_endpoint is None and not cls.details_inline:
+            raise ConfigurationError(
+                f"include_details=True is not supported by {cls.hook_name}: {cls.hook_name} documents no detail "
+                "endpoint (no per-conversation transcript or messages to fetch); use include_details=False"
+            )
+
+    def get_conversation(self, conversation_id: str) -> dict[str, Any]:
+        """One conversation's detail body (transcript, messages), retried and mapped like every request.
+
+        Raises :class:`MissingDetailError` on a 404 (listed, then archived or deleted), AuthenticationError on
+        a 403 naming the scope the token needs, InvalidResponseError when the body is not this conversation's.
+        """
+        endpoint = self.detail_endpoint
+        if endpoint is None:
+            self.refuse_details_unless_supported()
+            raise ConfigurationError(
+                f"{self.hook_name} has no detail endpoint to request: its list items already carry the transcript")
+        if self._detail_client is None:
+            self._detail_client = ApiClient(self.get_conn, policy=self.retry, throttle=self.throttle,
+                                            stats=self.stats, envelope=self.error_envelope,
+                                            label=Label(self.vendor, self.hook_name, self.conn_id), log=self.log,
+                                            kind="detail")
+        url = f"{self.base_url}/{endpoint.path.format(id=path_segment(conversation_id)).lstrip('/')}"
+        try:
+            body = self._detail_client.get_json(url, self.detail_params())
+        except AuthenticationError as exc:
+            if exc.status != 403 or endpoint.scope is None:
+                raise
+            raise AuthenticationError(
+                f"{self.hook_name} refused the detail of conversation {conversation_id} (HTTP 403, connection "
+                f"{self.conn_id!r}): the token lacks the scope {endpoint.scope!r}; grant it to the token, or use "
+                f"include_details=False. Vendor said: {exc.vendor_message or exc}",
+                vendor=exc.vendor, status=exc.status, code=exc.code, vendor_message=exc.vendor_message,
+                param=exc.param, request_id=exc.request_id,
+            ) from None
+        except VendorAPIError as exc:
+            if exc.status != 404 or isinstance(exc, MissingDetailError):
+                raise
+            raise MissingDetailError(
+                f"{self.hook_name} has no detail for conversation {conversation_id}, listed in this window "
+                f"(HTTP 404{', code=' + exc.code if exc.code else ''}: archived or deleted since it was listed)",
+                conversation_id=str(conversation_id), vendor=exc.vendor, status=404, code=exc.code,
+                vendor_message=exc.vendor_message, request_id=exc.request_id,
+            ) from None
+        got = body.get(endpoint.id_field) if isinstance(body, dict) else None
+        if str(got) != str(conversation_id):
+            shown = f"{endpoint.id_field}={got!r}" if isinstance(body, dict) else f"{str(body)[:120]!r}"
+            raise InvalidResponseError(
+                f"{self.hook_name} answered the detail request for conversation {conversation_id} with "
+                f"{'another conversation' if isinstance(body, dict) else 'something that is not an object'} "
+                f"({shown}); refusing to attach it", vendor=self.vendor,
+            )
+        result: dict[str, Any] = body
+        return result
+
+    def detail_params(self) -> Params:
+        """Query parameters of every detail request (none unless the vendor declares some)."""
+        return {}
+
+    def walk_with_details(self, plan: WalkPlan, options: DetailOptions | None) -> Iterator[Page]:
+        """The pages of :meth:`walk`, with each item's detail under ``"detail"`` when ``options`` is given."""
+        pages = self.walk(plan)
+        if options is None or self.detail_endpoint is None:
+            return pages  # no details, or inline ones (PolyAI: the items carry them)
+        return with_details(pages, self.get_conversation, id_field=self.id_field, options=options,
+                            stats=self.stats, context=Context(self.vendor, self.hook_name, self.log))
 
     def _log_throttle(self, seconds: float, reason: str) -> None:
         if reason == BACKOFF_REASON:
@@ -373,7 +482,9 @@ class ConversationsHook(BaseHook):
 
     def iter_pages(self, start: Any, end: Any, *, time_key: str = "created",
                    filters: Mapping[str, Any] | None = None, max_parallel: int = 1,
-                   extra_params: Mapping[str, Any] | None = None) -> Iterator[Page]:
+                   extra_params: Mapping[str, Any] | None = None, include_details: bool = False,
+                   detail_concurrency: int = DEFAULT_DETAIL_CONCURRENCY,
+                   on_missing_detail: str = "keep") -> Iterator[Page]:
         """Yield, page by page, the conversations whose time key lies in ``[start, end)``, each once.
 
         With ``max_parallel > 1`` (vendors with server-side time bounds only) the window is cut into
@@ -382,16 +493,27 @@ class ConversationsHook(BaseHook):
         deterministic order. ``extra_params`` are query parameters this provider does not know yet (a vendor's
         newer filters), sent as given on every request after a shape check; the vendor's paging, window and order
         parameters are refused there. Arguments are checked here, before any request.
+
+        With ``include_details=True`` each item carries its detail body under ``"detail"`` (same order, same
+        set), fetched by ``detail_concurrency`` threads sharing this hook's session, throttle and back-off;
+        ``on_missing_detail`` says what a 404 on a detail means (``keep``: ``"detail": None``; ``skip``;
+        ``fail``). PolyAI's items already carry their ``turns``: no request is made.
         """
-        return self.walk(self.plan(start, end, time_key=time_key, filters=filters, max_parallel=max_parallel,
-                                   extra_params=extra_params))
+        options = self.detail_options(include_details, detail_concurrency, on_missing_detail)
+        plan = self.plan(start, end, time_key=time_key, filters=filters, max_parallel=max_parallel,
+                         extra_params=extra_params)
+        return self.walk_with_details(plan, options)
 
     def iter_conversations(self, start: Any, end: Any, *, time_key: str = "created",
                            filters: Mapping[str, Any] | None = None, max_parallel: int = 1,
-                           extra_params: Mapping[str, Any] | None = None) -> Iterator[Item]:
-        """Yield each conversation (the vendor's raw dict) whose time key lies in ``[start, end)``, once."""
+                           extra_params: Mapping[str, Any] | None = None, include_details: bool = False,
+                           detail_concurrency: int = DEFAULT_DETAIL_CONCURRENCY,
+                           on_missing_detail: str = "keep") -> Iterator[Item]:
+        """Yield each conversation (the vendor's raw dict) whose time key lies in ``[start, end)``, once
+        (with ``include_details=True``, with its detail body under ``"detail"``; see :meth:`iter_pages`)."""
         pages = self.iter_pages(start, end, time_key=time_key, filters=filters, max_parallel=max_parallel,
-                                extra_params=extra_params)
+                                extra_params=extra_params, include_details=include_details,
+                                detail_concurrency=detail_concurrency, on_missing_detail=on_missing_detail)
         return (item for page in pages for item in page)
 
     # ------------------------------------------------------------------ statuses, sensors, UI

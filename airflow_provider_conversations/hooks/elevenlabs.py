@@ -6,10 +6,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from airflow_provider_conversations.catalog import ELEVENLABS_REGIONS
+from airflow_provider_conversations.engine.details import DetailEndpoint
 from airflow_provider_conversations.engine.paginators import BodyCursorPaginator, Item
 from airflow_provider_conversations.exceptions import InvalidFilterError, InvalidResponseError
 from airflow_provider_conversations.filters import Filter, FilterSet
 from airflow_provider_conversations.hooks.base import ConnectionSettings, ConversationsHook, Paging, TimeKey
+from airflow_provider_conversations.hooks.messages import Message, at_offset, entries, message
 from airflow_provider_conversations.hooks.statuses import Statuses
 from airflow_provider_conversations.transport.errors import detail_object, envelope, validation_errors
 from airflow_provider_conversations.transport.session import Params
@@ -81,6 +83,8 @@ class ElevenLabsHook(ConversationsHook):
     max_page_size = 100
     statuses = Statuses.of("status", in_progress=IN_PROGRESS, finished=FINISHED)
     error_envelope = envelope(detail_object, validation_errors)
+    #: The transcript: ``transcript`` turns (``role``, ``message``, ``time_in_call_secs``), JSON by default.
+    detail_endpoint = DetailEndpoint("v1/convai/conversations/{id}", id_field="conversation_id")
     #: Every query parameter elevenlabs' client sends for ``conversations.list`` (2.78.0), with its wire name,
     #: type, repeatability and enum values; tests/test_elevenlabs_filters.py compares it with the client itself.
     filter_set = FilterSet(
@@ -200,6 +204,16 @@ class ElevenLabsHook(ConversationsHook):
         if set(STATUSES) <= set(excluded):
             return None
         return {"exclude_statuses": excluded}
+
+    def messages_of(self, record: Item) -> list[Message] | None:
+        detail = record.get("detail")
+        turns = entries(detail.get("transcript")) if isinstance(detail, dict) else None
+        if turns is None:
+            return None
+        metadata = detail.get("metadata") if isinstance(detail, dict) else None
+        start = parse_unix((metadata or {}).get("start_time_unix_secs", record.get("start_time_unix_secs")))
+        return [message(t.get("role"), t.get("message"), at_offset(start, t.get("time_in_call_secs")))
+                for t in turns]
 
     def channel_of(self, item: Item) -> str | None:
         # The closest thing to a channel ElevenLabs has (twilio, sip_trunk, widget, ...); often absent.

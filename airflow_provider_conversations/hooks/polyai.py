@@ -11,6 +11,7 @@ from airflow_provider_conversations.engine.paginators import BodyCursorPaginator
 from airflow_provider_conversations.exceptions import ConfigurationError, InvalidFilterError, InvalidResponseError
 from airflow_provider_conversations.filters import Filter, FilterSet
 from airflow_provider_conversations.hooks.base import ConnectionSettings, ConversationsHook, Paging, TimeKey
+from airflow_provider_conversations.hooks.messages import Message, at_iso, entries, message
 from airflow_provider_conversations.hooks.statuses import BooleanStatus
 from airflow_provider_conversations.transport.connection import path_segment
 from airflow_provider_conversations.transport.errors import envelope, flat_error, validation_errors
@@ -42,6 +43,8 @@ class PolyAIHook(ConversationsHook):
     # No status field: the boolean in_progress is read as the status "in_progress" or "finished".
     statuses = BooleanStatus.of("in_progress")
     error_envelope = envelope(flat_error, validation_errors)
+    #: The list items carry ``turns``; the documented detail endpoints disagree on host and casing: no request.
+    details_inline = True
     filter_set = FilterSet(
         vendor="PolyAI",
         filters=(
@@ -116,6 +119,23 @@ class PolyAIHook(ConversationsHook):
                 f"PolyAI returned a body without a 'conversations' list: {str(body)[:120]!r}", vendor=self.vendor
             )
         return items
+
+    def messages_of(self, record: Item) -> list[Message] | None:
+        turns = entries(record.get("turns"))
+        if turns is None:
+            return None
+        out: list[Message] = []
+        for turn in turns:
+            if "role" in turn:  # one message per entry
+                out.append(message(turn.get("role"), turn.get("text"), at_iso(turn.get("at"))))
+                continue
+            # A turn is the user's input and the agent's response to it; either may be missing or empty (the
+            # greeting has no user input): an empty side is no message.
+            if turn.get("user_input"):
+                out.append(message("user", turn["user_input"], at_iso(turn.get("user_input_datetime"))))
+            if turn.get("agent_response"):
+                out.append(message("agent", turn["agent_response"], at_iso(turn.get("agent_response_datetime"))))
+        return out
 
     @classmethod
     def finished_filters(cls, filters: Mapping[str, Any]) -> dict[str, Any]:

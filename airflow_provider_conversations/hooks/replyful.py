@@ -7,10 +7,12 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, ClassVar
 
+from airflow_provider_conversations.engine.details import DetailEndpoint
 from airflow_provider_conversations.engine.paginators import BodyCursorPaginator, Item
 from airflow_provider_conversations.exceptions import ConfigurationError, InvalidFilterError, InvalidResponseError
 from airflow_provider_conversations.filters import Filter, FilterSet
 from airflow_provider_conversations.hooks.base import ConnectionSettings, ConversationsHook, Paging, TimeKey
+from airflow_provider_conversations.hooks.messages import Message, at_iso, entries, first, message
 from airflow_provider_conversations.hooks.statuses import Statuses
 from airflow_provider_conversations.transport.errors import envelope, nested_error
 from airflow_provider_conversations.transport.session import Params
@@ -28,6 +30,9 @@ STATUSES = (
 FINISHED = ("assumed_resolved", "resolved", "spam", "archived")
 IN_PROGRESS = tuple(s for s in STATUSES if s not in FINISHED)
 SUPPORT_LEVELS = ("ai", "human")
+#: Where a Replyful message says who wrote it, and what it says (first present wins).
+MESSAGE_ROLE = ("role", "authorType", "author.type", "sender.type", "senderType", "from")
+MESSAGE_TEXT = ("text", "body", "content", "message")
 _WINDOW = "the hook sets it from the window and time_key; pass start/end instead"
 
 
@@ -52,6 +57,8 @@ class ReplyfulHook(ConversationsHook):
     max_page_size = 100
     rate_limit_headers = RateLimitHeaders()
     error_envelope = envelope(nested_error)
+    #: The conversation plus ``messages`` (ascending ``createdAt``); archived ones answer 404. Counted in the limit.
+    detail_endpoint = DetailEndpoint("v1/conversations/{id}")
     statuses = Statuses.of("status", in_progress=IN_PROGRESS, finished=FINISHED)
     filter_set = FilterSet(
         vendor="Replyful",
@@ -140,6 +147,13 @@ class ReplyfulHook(ConversationsHook):
         if user is not None and not set([user] if isinstance(user, str) else user) & set(IN_PROGRESS):
             return None  # only finished statuses selected: nothing in the window can be in progress
         return {"status": _narrow(filters, IN_PROGRESS, "in progress", "looking for in-progress conversations")}
+
+    def messages_of(self, record: Item) -> list[Message] | None:
+        detail = record.get("detail")
+        found = entries(detail.get("messages"), "data") if isinstance(detail, dict) else None
+        if found is None:
+            return None
+        return [message(first(m, MESSAGE_ROLE), first(m, MESSAGE_TEXT), at_iso(m.get("createdAt"))) for m in found]
 
     def channel_of(self, item: Item) -> str | None:
         channel = item.get("channel")

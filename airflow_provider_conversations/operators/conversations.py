@@ -26,6 +26,7 @@ from airflow_provider_conversations.output.targets import object_uri
 from airflow_provider_conversations.tasks.arguments import (
     OPERATOR,
     SourceArguments,
+    check_details,
     check_file_format,
     check_workers,
     is_dynamic,
@@ -82,12 +83,18 @@ class _ConversationsBaseOperator(BaseOperator):
         hook_params: Mapping[str, Any] | None = None,
         max_parallel: int = 1,
         extra_params: Mapping[str, Any] | str | None = None,
+        include_details: bool = False,
+        detail_concurrency: int = 8,
+        on_missing_detail: str = "keep",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.conn_id = conn_id
         self.extra_params = extra_params
         self.max_parallel = max_parallel
+        self.include_details = include_details
+        self.detail_concurrency = detail_concurrency
+        self.on_missing_detail = on_missing_detail
         self.filters = filters
         self.time_key = time_key
         self.start = start
@@ -110,6 +117,8 @@ class _ConversationsBaseOperator(BaseOperator):
                 finished_only=finished_only, extra_params=extra_params,
             )
             check_workers(max_parallel, self._source.hook_cls)
+            self._details = check_details(include_details, detail_concurrency, on_missing_detail,
+                                          vendor_cls=self._source.hook_cls)
             self._exclude_paths = parse_field_paths(exclude_fields)
         except ConfigurationError as exc:  # InvalidFilterError stays an InvalidFilterError
             raise self._fail(str(exc), type(exc)) from None
@@ -132,6 +141,12 @@ class _ConversationsBaseOperator(BaseOperator):
                 f"connection {self.conn_id!r} has type {hook.conn_type!r}, but vendor={self.vendor!r}; use a "
                 f"{self.vendor} connection or change vendor"
             )
+        if self._details is not None:
+            try:
+                hook.refuse_details_unless_supported()  # vendor= not given: refused here, before any request
+            except ConfigurationError as exc:
+                hook.close()
+                raise self._fail(str(exc)) from None
         self._lineage_input = (hook.base_url, hook.list_path(hook.settings).strip("/") or "conversations")
         return hook
 
@@ -139,7 +154,7 @@ class _ConversationsBaseOperator(BaseOperator):
                 progress: Progress) -> Iterator[tuple[Page, list[dict[str, Any]]]]:
         """Each page of the walk with its records, shaped; progress in the task log."""
         count = 0
-        for page in hook.walk(plan):
+        for page in hook.walk_with_details(plan, self._details):
             records = shaper.shape(page)
             count += len(records)
             progress.page(count)
@@ -174,7 +189,18 @@ class _ConversationsBaseOperator(BaseOperator):
             "duplicates": s.duplicates,
             "skipped_unfinished": shaper.skipped_unfinished,
             "seconds": round(seconds, 3),
+            **({} if self._details is None else {
+                "include_details": True,
+                "details_fetched": s.details_fetched,
+                "details_missing": s.details_missing,
+                "detail_requests": s.detail_requests,
+                "detail_seconds": round(s.detail_seconds, 3),
+            }),
         }
+
+    def _shaper(self, hook: ConversationsHook) -> RecordShaper:
+        return RecordShaper(hook, output_format=self.output_format, exclude_fields=self._exclude_paths,
+                            finished_only=self.finished_only, include_details=self._details is not None)
 
     # ------------------------------------------------------------------ OpenLineage (optional provider)
 
@@ -205,6 +231,12 @@ class ConversationsOperator(_ConversationsBaseOperator):
     :param max_parallel: fetch the window as this many sub-windows at once (vendors with server-side time
         bounds: not ParrotMob); one rate limiter and one back-off are shared, and the result is the same,
         in the same order, as a sequential run.
+    :param include_details: also fetch each conversation's detail (transcript, messages) into ``"detail"``
+        (ElevenLabs, Replyful, Anyreach; PolyAI's items already carry ``turns``; refused for ParrotMob).
+    :param detail_concurrency: detail requests in flight at once (default 8, at most 64), under the hook's one
+        rate limiter and back-off.
+    :param on_missing_detail: a conversation listed but gone when its detail is fetched (404): ``"keep"``
+        (default: ``"detail": null``, logged), ``"skip"`` or ``"fail"``.
     :param max_conversations: XCom guard (default 10,000).
     """
 
@@ -219,8 +251,7 @@ class ConversationsOperator(_ConversationsBaseOperator):
         hook = self._hook()
         try:
             filters = self._source.validated_filters(hook, self.filters, finished_only=self.finished_only)
-            shaper = RecordShaper(hook, output_format=self.output_format, exclude_fields=self._exclude_paths,
-                                  finished_only=self.finished_only)
+            shaper = self._shaper(hook)
             extra = self._source.validated_extra_params(hook, self.extra_params)
             plan = self._source.plan(hook, window, filters, self.max_parallel, extra)
             progress = self._progress(hook, window)
@@ -349,8 +380,7 @@ class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
         hook = self._hook()
         try:
             filters = self._source.validated_filters(hook, self.filters, finished_only=self.finished_only)
-            shaper = RecordShaper(hook, output_format=self.output_format, exclude_fields=self._exclude_paths,
-                                  finished_only=self.finished_only)
+            shaper = self._shaper(hook)
             path = self.object_path(window, hook.vendor)
             self._warn_on_suffix(path)
             extra = self._source.validated_extra_params(hook, self.extra_params)

@@ -22,6 +22,8 @@ OUTPUT_FORMATS: tuple[str, ...] = ("raw", "normalized")
 NORMALIZED_FIELDS: tuple[str, ...] = (
     "vendor", "id", "created_at", "updated_at", "status", "finished", "channel", "duration_seconds", "raw",
 )
+#: With ``include_details=True`` a normalized record also has ``messages`` (before ``raw``).
+MESSAGES_FIELD = "messages"
 
 FieldPath = tuple[str, ...]
 
@@ -107,12 +109,18 @@ class RecordShaper:
     - ``output_format``: ``raw`` keeps the vendor's dict as it came, ``normalized`` is :func:`normalize`;
     - ``exclude_fields``: each dotted path is dropped from the record; for normalized records it is applied to
       the top-level fields and to the raw dict inside (``raw``), so ``["transcript"]`` removes the vendor's
-      transcript and ``["raw"]`` keeps only the common fields.
+      transcript and ``["raw"]`` keeps only the common fields. Detail paths work the same way
+      (``detail.transcript``, ``messages.text``);
+    - ``messages`` (normalized, with ``include_details``): the vendor's transcript as ``{"role", "text", "at"}``
+      (:meth:`ConversationsHook.messages_of`), built from the item *after* ``exclude_fields``, so a transcript
+      excluded from the raw body never reappears in ``messages``.
     """
 
     def __init__(self, hook: ConversationsHook, *, output_format: str = "raw",
-                 exclude_fields: Iterable[FieldPath] = (), finished_only: bool = False) -> None:
+                 exclude_fields: Iterable[FieldPath] = (), finished_only: bool = False,
+                 include_details: bool = False) -> None:
         self.hook = hook
+        self.include_details = include_details
         self.output_format = output_format
         self.paths = tuple(exclude_fields)
         self.finished_only = finished_only
@@ -140,10 +148,24 @@ class RecordShaper:
             new_raw = drop_paths(raw, self.paths)
             if new_raw is not raw:
                 record = {**record, "raw": new_raw}
+        if self.include_details and (MESSAGES_FIELD,) not in self.paths:
+            raw = record.get("raw")
+            messages = self.hook.messages_of(dict(raw if isinstance(raw, Mapping) else drop_paths(item, self.paths)))
+            with_messages = {k: v for k, v in record.items() if k != "raw"}
+            with_messages[MESSAGES_FIELD] = drop_paths(messages, _under(self.paths, MESSAGES_FIELD))
+            if "raw" in record:
+                with_messages["raw"] = record["raw"]
+            record = with_messages
         return record
 
 
+def _under(paths: Iterable[FieldPath], head: str) -> tuple[FieldPath, ...]:
+    """The rest of each path below ``head`` (``messages.text`` -> ``text``); ``messages`` alone drops it all."""
+    return tuple(p[1:] for p in paths if p[0] == head and len(p) > 1)
+
+
 __all__ = [
+    "MESSAGES_FIELD",
     "NORMALIZED_FIELDS",
     "OUTPUT_FORMATS",
     "FieldPath",

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import XComArg
 
+from airflow_provider_conversations.engine.details import DEFAULT_DETAIL_CONCURRENCY, DetailOptions
 from airflow_provider_conversations.engine.parallel import MAX_WORKERS
 from airflow_provider_conversations.engine.plan import WalkPlan
 from airflow_provider_conversations.exceptions import ConfigurationError
@@ -202,6 +203,19 @@ def check_file_format(file_format: Any, compression: Any, *, default: bool = Fal
     return file_format, compression
 
 
+def check_details(include_details: Any, detail_concurrency: Any = DEFAULT_DETAIL_CONCURRENCY,
+                  on_missing_detail: Any = "keep", *, vendor_cls: type[ConversationsHook] | None = None,
+                  wording: Wording = OPERATOR) -> DetailOptions | None:
+    """``include_details``, ``detail_concurrency`` and ``on_missing_detail`` as the operators word them; with
+    ``vendor`` given, a vendor without a detail endpoint (ParrotMob) is refused here, at DAG parse time (else the
+    hook refuses it at run time, before any request)."""
+    options = DetailOptions.of(include_details, detail_concurrency, on_missing_detail, expected=wording.expected,
+                               allowed=wording.allowed)
+    if options is not None and vendor_cls is not None:
+        vendor_cls.refuse_details_unless_supported()
+    return options
+
+
 def _retry(hook_params: Any, w: Wording, json_only: bool) -> tuple[dict[str, Any], RetryPolicy]:
     if hook_params is None:
         return {}, RetryPolicy()
@@ -266,4 +280,4 @@ def _window(start: Any, end: Any) -> None:
 
 
 __all__ = ["FILE_COMPRESSIONS", "FILE_FORMATS", "OPERATOR", "SENSOR", "TIME_KEYS", "SourceArguments", "Wording",
-           "check_file_format", "check_workers", "is_dynamic"]
+           "check_details", "check_file_format", "check_workers", "is_dynamic"]

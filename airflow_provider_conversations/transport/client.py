@@ -24,13 +24,15 @@ class ApiClient:
     """Sends a hook's requests: ``get_json(url, params)`` returns the decoded body of a 2xx answer or raises."""
 
     def __init__(self, session: Callable[[], requests.Session], *, policy: RetryPolicy, throttle: Throttle,
-                 stats: HookStats, envelope: Envelope, label: Label, log: Log) -> None:
+                 stats: HookStats, envelope: Envelope, label: Label, log: Log, kind: str | None = None) -> None:
         self._session = session
         self.policy = policy
         self.throttle = throttle
         self.stats = stats
         self.envelope = envelope
         self.label = label
+        #: Requests of this client are also counted as ``<kind>_requests`` (e.g. ``detail_requests``).
+        self._counts = {"requests": 1, **({f"{kind}_requests": 1} if kind else {})}
         self.retrier = Retrier(policy, throttle=throttle, stats=stats, log=log, label=label)
 
     def get_json(self, url: str, params: Params, *, max_attempts: int | None = None,
@@ -41,7 +43,7 @@ class ApiClient:
 
     def _attempt(self, url: str, params: Params) -> Any:
         self.throttle.wait_turn()
-        self.stats.add(requests=1)
+        self.stats.add(**self._counts)
         try:
             response = send(self._session(), url, params, timeout=self.policy.timeout, label=self.label)
             content = response.content
