@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -30,17 +29,16 @@ def test_parallel_walk_yields_exactly_the_sequential_set(sim, set_connection):
     assert in_order == sequential
 
 
-def test_parallel_is_faster_under_latency(sim, set_connection):
+def test_parallel_requests_overlap_under_latency(sim, set_connection):
+    """What makes max_parallel faster under latency is requests in flight at once (the speed-up itself is measured
+    in ``make bench``, not asserted here): a sequential walk never has two, eight workers have several."""
     s = sim("polyai", conversations=3000, seed=2, latency_ms=40)
     set_connection("polyai_default", s.connection())
-    t = time.monotonic()
     n1 = sum(1 for _ in PolyAIHook(page_size=100).iter_conversations(START, END))
-    sequential = time.monotonic() - t
-    t = time.monotonic()
+    assert s.stats.max_in_flight == 1
     n8 = sum(1 for _ in PolyAIHook(page_size=100).iter_conversations(START, END, max_parallel=8))
-    parallel = time.monotonic() - t
-    assert n1 == n8
-    assert parallel < sequential / 3, (sequential, parallel)
+    assert n1 == n8 == len(s.ground_truth(START, END))
+    assert 4 <= s.stats.max_in_flight <= 8
 
 
 def test_an_error_in_one_worker_fails_the_walk(sim, set_connection):

@@ -193,6 +193,10 @@ class SimStats:
     requests: int = 0
     connections: int = 0
     ok_pages: int = 0
+    #: Requests being answered (from arrival, through the added latency, until the answer is decided), and the
+    #: most at once: a client's concurrency shows here without timing anything.
+    in_flight: int = 0
+    max_in_flight: int = 0
     faults: dict[str, int] = field(default_factory=dict)
     throttled: int = 0
     #: Requests for one conversation's detail (counted in ``requests`` too), the ones answered 2xx, and the
@@ -515,6 +519,16 @@ class VendorSimulator(ABC):
 
     def dispatch(self, request: SimRequest) -> tuple[SimResponse | None, str | None]:
         """Decide the answer: (response, fault kind that needs special socket handling)."""
+        with self.lock:
+            self.stats.in_flight += 1
+            self.stats.max_in_flight = max(self.stats.max_in_flight, self.stats.in_flight)
+        try:
+            return self._dispatch(request)
+        finally:
+            with self.lock:
+                self.stats.in_flight -= 1
+
+    def _dispatch(self, request: SimRequest) -> tuple[SimResponse | None, str | None]:
         with self.lock:
             self.stats.requests += 1
             n = self.stats.requests
