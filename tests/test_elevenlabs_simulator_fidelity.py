@@ -160,6 +160,16 @@ def test_each_parameter_of_the_client_is_applied(el, params, pred):
     assert el.ground_truth(DEFAULT_START, DEFAULT_START + timedelta(days=3), **hook_form) == expected
 
 
+def test_search_looks_in_the_transcript_messages(el):
+    needle = "One-Time CODE"
+    expected = [r[ID] for r in el.records
+                if any(needle.lower() in t["message"].lower() for t in (el.detail(r[ID]) or {})["transcript"])]
+    assert 0 < len(expected) < N
+    assert sorted(_ids(_pages(el, {"search": needle, "page_size": 100}))) == sorted(expected)
+    assert _ids(_pages(el, {"search": "user_12 talked to", "page_size": 100})) == [
+        r[ID] for r in el.records[::-1] if r["_user_id"] == "user_12"]  # and in the summary
+
+
 def test_sort_direction_pages_oldest_first_with_the_same_set(el):
     newest = _ids(_pages(el, {"page_size": 33}))
     oldest_pages = _pages(el, {"page_size": 33, "sort_direction": "asc"})

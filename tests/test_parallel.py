@@ -32,7 +32,7 @@ def test_parallel_walk_yields_exactly_the_sequential_set(sim, set_connection):
 def test_parallel_requests_overlap_under_latency(sim, set_connection):
     """What makes max_parallel faster under latency is requests in flight at once (the speed-up itself is measured
     in ``make bench``, not asserted here): a sequential walk never has two, eight workers have several."""
-    s = sim("polyai", conversations=3000, seed=2, latency_ms=40)
+    s = sim("polyai", conversations=3000, seed=2, latency_ms=40, transcripts=False)  # rows as small as before turns
     set_connection("polyai_default", s.connection())
     n1 = sum(1 for _ in PolyAIHook(page_size=100).iter_conversations(START, END))
     assert s.stats.max_in_flight == 1
@@ -50,7 +50,8 @@ def test_an_error_in_one_worker_fails_the_walk(sim, set_connection):
 
 
 def test_shared_throttle_back_off_applies_to_every_worker(sim, set_connection):
-    s = sim("polyai", conversations=2000, seed=2, faults=Faults(schedule={3: "429"}, retry_after="0.3"))
+    s = sim("polyai", conversations=2000, seed=2, faults=Faults(schedule={3: "429"}, retry_after="0.3"),
+            transcripts=False)  # rows as small as before turns: in-flight requests land as quickly as before
     set_connection("polyai_default", s.connection())
     hook = PolyAIHook(page_size=50)
     got = [c["id"] for c in hook.iter_conversations(START, END, max_parallel=4)]

@@ -207,6 +207,13 @@ class ElevenLabsSimulator(VendorSimulator):
     def _turns(conversation_id: str, count: int, duration: int) -> list[transcripts.Turn]:
         return transcripts.turns(conversation_id, count, duration, salt="elevenlabs")
 
+    @classmethod
+    def searchable(cls, record: Mapping[str, Any]) -> str:
+        """What ``search`` looks in, lower case: the transcript's messages (the client documents "search over
+        transcript messages") and the summary."""
+        turns = cls._turns(record["conversation_id"], record["message_count"], record["call_duration_secs"])
+        return "\n".join([cls.summary(record), *(t.text for t in turns)]).lower()
+
     @staticmethod
     def summary(record: Mapping[str, Any]) -> str:
         """The transcript summary served with ``summary_mode=include`` (and searched by ``search``)."""
@@ -423,7 +430,7 @@ class ElevenLabsSimulator(VendorSimulator):
             if single in query:  # combined with the repeatable form, as the client documents
                 query[repeated] = [*query.get(repeated, []), *query.pop(single)]
         tests = [t for name, values in query.items() if name not in NOT_FILTERS
-                 for t in _tests(name, values, self.summary, bool(invalid_tools))]
+                 for t in _tests(name, values, self.searchable, bool(invalid_tools))]
         if not tests:
             return None
         return lambda r: all(t(r) for t in tests)
@@ -449,7 +456,7 @@ def _wire(value: Any) -> str:
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
-def _tests(name: str, values: list[str], summary: Callable[[Mapping[str, Any]], str],
+def _tests(name: str, values: list[str], searchable: Callable[[Mapping[str, Any]], str],
            invalid_tools: bool = False) -> list[Match]:
     """The record predicates of one query parameter (each call is its own closure scope)."""
     value = values[-1]
@@ -513,7 +520,7 @@ def _tests(name: str, values: list[str], summary: Callable[[Mapping[str, Any]], 
         return [_condition(name, "_dynamic", v) for v in values]
     if name == "search":
         needle = value.lower()
-        return [lambda r: needle in summary(r).lower()]
+        return [lambda r: needle in searchable(r)]
     raise _Invalid(name, "unknown_parameter", f"Unknown filter '{name}'")
 
 
