@@ -105,7 +105,7 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
 
-def section(a: argparse.Namespace, say: Callable[[str], None]) -> None:
+def section(a: argparse.Namespace, say: Callable[..., None]) -> None:
     """Run the three measurements and report them (markdown lines through ``say``)."""
     say("## Details (include_details=True)")
     say()
@@ -178,7 +178,7 @@ def main(argv: list[str]) -> int:
     a = p.parse_args(argv)
     lines: list[str] = []
 
-    def say(text: str) -> None:
+    def say(text: str = "") -> None:
         print(text, flush=True)
         lines.append(text)
 

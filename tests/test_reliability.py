@@ -73,7 +73,10 @@ def test_randomized_fault_run_exports_exactly_the_ground_truth(profile: str, tab
     # Every fault but an empty page (a valid answer) costs a retry: none was taken for a page. (On a loaded
     # machine a normal answer can also outlast the 0.3 s read timeout now and then, and is retried too.)
     needing_retry = result.faulted - result.faults.get("empty", 0)
-    assert needing_retry <= result.retries <= needing_retry + 2, about
+    # A fault that mangles the body of a 404 detail (Replyful's archived conversations) leaves a final 404.
+    assert needing_retry - result.details_missing <= result.retries <= needing_retry + 2, about
+    if reliability.PROFILES[profile].details:
+        assert result.details_checked == result.exported, about
     assert result.wait_seconds > 0, about
     assert (result.duplicates, result.missing, result.unexpected, result.misplaced) == (0, 0, 0, 0), (
         f"{about}; examples: {result.examples}")

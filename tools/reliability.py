@@ -70,6 +70,8 @@ class Profile:
     connection: dict[str, Any] = field(default_factory=dict)
     simulator: dict[str, Any] = field(default_factory=dict)
     note: str = ""
+    #: Export with ``include_details=True``: every record must carry its own detail and a non-empty transcript.
+    details: bool = False
 
     def kinds(self) -> tuple[str, ...]:
         """The fault kinds, each repeated by its weight (``Faults`` draws uniformly from the tuple)."""
@@ -88,6 +90,15 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
             simulator={"environments": ["live"]}, note="v1 offset paging (next_offset)"),
     Profile("elevenlabs", "elevenlabs", {**GENERIC_WEIGHTS, **EMPTY_WEIGHT}, note="newest-first keyset cursor"),
     Profile("replyful", "replyful", {**GENERIC_WEIGHTS, **EMPTY_WEIGHT}, note="ascending keyset cursor"),
+    # The same walks with every conversation's detail fetched by the bounded pool (faults hit details too).
+    Profile("elevenlabs-details", "elevenlabs", GENERIC_WEIGHTS, details=True,
+            note="include_details: GET /v1/convai/conversations/{id} per conversation (transcript)"),
+    Profile("replyful-details", "replyful", GENERIC_WEIGHTS, details=True,
+            note="include_details: GET /v1/conversations/{id} per conversation (messages)"),
+    Profile("anyreach-details", "anyreach", GENERIC_WEIGHTS, details=True,
+            note="include_details: GET /core/conversations/{id} per conversation (conversation)"),
+    Profile("polyai-details", "polyai", GENERIC_WEIGHTS, details=True, simulator={"environments": ["live"]},
+            note="include_details: the list items' turns (no extra request)"),
 )}
 
 
@@ -138,6 +149,13 @@ class Result:
     unexpected: int
     misplaced: int
     seconds: float
+    #: With details: records checked, and records whose detail was missing, another conversation's, or
+    #: without a transcript.
+    details_checked: int = 0
+    details_wrong: int = 0
+    #: Details answered 404 (Replyful's archived conversations): a mangling fault on such an answer (reset,
+    #: truncated, garbage) keeps its 404 status, which is final, so it costs no retry.
+    details_missing: int = 0
     examples: dict[str, list[str]] = field(default_factory=dict)
 
     @property
@@ -151,7 +169,7 @@ class Result:
     @property
     def exact(self) -> bool:
         return (self.exported == self.truth and not self.duplicates and not self.missing and not self.unexpected
-                and not self.misplaced)
+                and not self.misplaced and not self.details_wrong)
 
     def summary(self) -> str:
         """One line for a log or a test report."""
@@ -161,7 +179,10 @@ class Result:
                 f"{self.repeats_dropped} repeats dropped, {self.retries} "
                 f"retries waiting {self.wait_seconds:.2f} s, exported {self.exported} / truth {self.truth}, "
                 f"{self.duplicates} duplicates, {self.missing} missing, {self.unexpected} unexpected, "
-                f"{self.misplaced} in the wrong window: {'EXACT' if self.exact else 'NOT EXACT'} "
+                f"{self.misplaced} in the wrong window"
+                + (f", {self.details_checked} details checked, {self.details_wrong} wrong" if self.details_checked
+                   else "")
+                + f": {'EXACT' if self.exact else 'NOT EXACT'} "
                 f"({self.seconds:.1f} s)")
 
 
@@ -185,12 +206,32 @@ def _connection_env(conn_id: str, conn: dict[str, Any]) -> Iterator[None]:
             os.environ[key] = previous
 
 
-def _read_ids(uri: str, id_field: str) -> list[str]:
+def _read_records(uri: str) -> list[dict[str, Any]]:
     path = Path(uri.removeprefix("file://"))
     data = path.read_bytes()
     if path.name.endswith(".gz"):
         data = gzip.decompress(data)
-    return [str(json.loads(line)[id_field]) for line in data.splitlines() if line.strip()]
+    return [json.loads(line) for line in data.splitlines() if line.strip()]
+
+
+def _wrong_details(hook: Any, sim: Any, records: list[dict[str, Any]]) -> list[str]:
+    """Ids of records whose detail is not the simulator's: missing although the simulator has it (or present
+    although it answers 404, e.g. Replyful's archived conversations), another conversation's, or without a
+    transcript. (Churn may update a conversation after its detail was read: ids and presence are compared.)"""
+    endpoint = hook.detail_endpoint
+    wrong = []
+    for r in records:
+        cid = str(r[hook.id_field])
+        truth = sim.detail(cid)
+        detail = r.get("detail") if endpoint is not None else r
+        if truth is None and endpoint is not None:
+            if detail is not None:
+                wrong.append(cid)
+            continue
+        if (not isinstance(detail, dict) or (endpoint is not None and str(detail.get(endpoint.id_field)) != cid)
+                or not hook.messages_of(r)):
+            wrong.append(cid)
+    return wrong
 
 
 def run(
@@ -221,6 +262,7 @@ def run(
 
     prof = PROFILES[profile] if isinstance(profile, str) else profile
     id_field = hook_class(prof.vendor).id_field
+    checker = hook_class(prof.vendor)() if prof.details else None
     hour = timedelta(hours=1)
     span = hour * windows
     conversations = windows * per_window
@@ -246,7 +288,8 @@ def run(
         exported: list[str] = []
         truths: list[list[str]] = []
         misplaced: list[str] = []
-        retries = repeats = 0
+        wrong: list[str] = []
+        retries = repeats = checked = gone = 0
         wait = 0.0
         for i in range(windows):
             start, end = DEFAULT_START + i * hour, DEFAULT_START + (i + 1) * hour
@@ -254,10 +297,15 @@ def run(
             op = ConversationsToObjectStorageOperator(
                 task_id=f"export_{prof.name.replace('-', '_')}", conn_id=conn_id, vendor=prof.vendor,
                 destination=f"{out.as_uri()}/", start=start, end=end, page_size=page_size or prof.page_size,
-                hook_params=hook_params,
+                hook_params=hook_params, include_details=prof.details,
             )
             manifest = op.execute({})
-            got = _read_ids(manifest["uri"], id_field)
+            records = _read_records(manifest["uri"])
+            got = [str(r[id_field]) for r in records]
+            if checker is not None:
+                checked += len(records)
+                gone += manifest["details_missing"]
+                wrong.extend(_wrong_details(checker, sim, records))
             exported.extend(got)
             truths.append(truth)
             misplaced.extend(sorted(set(got) - set(truth)))
@@ -279,9 +327,11 @@ def run(
         retries=retries, wait_seconds=round(wait, 3), repeats_dropped=repeats, exported=len(exported),
         truth=len(everything), duplicates=sum(n - 1 for n in counts.values() if n > 1), missing=len(missing),
         unexpected=len(unexpected), misplaced=len(set(misplaced) - set(unexpected)),
-        seconds=round(time.monotonic() - started, 2),
+        seconds=round(time.monotonic() - started, 2), details_checked=checked, details_wrong=len(wrong),
+        details_missing=gone,
         examples={k: v[:5] for k, v in (("duplicates", duplicated), ("missing", missing),
-                                        ("unexpected", unexpected), ("misplaced", misplaced)) if v},
+                                        ("unexpected", unexpected), ("misplaced", misplaced),
+                                        ("wrong details", wrong)) if v},
     )
 
 
