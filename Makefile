@@ -52,7 +52,7 @@ redis:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; }
 
 # The whole suite: unit, simulator, DAG-level, fault-injection and end-to-end tests (a real airflow standalone
-# driven through its REST API and a headless browser), and the wheel test (the built wheel installed in a kept
+# driven through its REST API and a headless browser, and the CeleryExecutor cluster of `make cluster`), and the wheel test (the built wheel installed in a kept
 # virtualenv under .scratch/, tests/test_wheel.py).
 test: lint chromium postgresql redis
 	$(BIN)/pytest

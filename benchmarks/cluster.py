@@ -1,6 +1,6 @@
 """The cluster's mapped fan-out of one day against one sequential task, on the real CeleryExecutor cluster.
 
-    python -m benchmarks.cluster [--conversations 60000] [--latency-ms 50] [--parts 8] [--workers 2]
+    python -m benchmarks.cluster [--conversations 300000] [--latency-ms 50] [--parts 8] [--workers 2]
 
 Starts tools/cluster.py (PostgreSQL, Redis, two Celery workers) with only the PolyAI simulator, at ``--latency-ms``
 per request, and a DAG folder of two benchmark DAGs: ``bench_day_sequential`` exports the day in one task,
@@ -136,7 +136,7 @@ def measure(conversations: int, latency_ms: float, parts: int, workers: int, con
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--conversations", type=int, default=60_000, help="over 3 days; the day holds about a third")
+    p.add_argument("--conversations", type=int, default=300_000, help="over 3 days; a day holds about a fifth")
     p.add_argument("--latency-ms", type=float, default=50.0)
     p.add_argument("--parts", type=int, default=8)
     p.add_argument("--workers", type=int, default=2)

@@ -203,7 +203,7 @@ def main(argv: list[str]) -> int:
         from benchmarks.cluster import measure
 
         try:
-            for line in measure(60_000, a.latency_ms, 8, 2, 4, a.page_size):
+            for line in measure(300_000, a.latency_ms, 8, 2, 4, a.page_size):
                 say(line)
         except (RuntimeError, OSError) as exc:
             say(f"- cluster fan-out: failed: {str(exc).splitlines()[0]}")

@@ -320,7 +320,10 @@ def run(scratch: Path, port: int, workers: int, minutes: float, conversations: i
     def interrupt(*_: Any) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, interrupt)  # `kill` stops everything too, not only Ctrl-C
+    # `kill` stops everything too, not only Ctrl-C; and Ctrl-C also when started with SIGINT ignored (a shell's
+    # background job), since Python then keeps it ignored.
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
     sim_ports = {v: 8931 + i for i, v in enumerate(("parrotmob", "anyreach", "polyai", "elevenlabs", "replyful"))}
     bound = int(minutes * 60)
     print(f"Starting PostgreSQL, Redis, the simulators and Airflow (CeleryExecutor, {workers} workers) in {scratch}",
