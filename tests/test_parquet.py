@@ -78,6 +78,9 @@ def test_normalized_export_reads_back_in_pyarrow_and_duckdb_with_exact_ids_types
     assert manifest["bytes"] == path.stat().st_size
     assert os.listdir(path.parent) == ["conversations.parquet"]  # no temp file left
 
+    meta = pq.read_metadata(path)
+    assert manifest["uncompressed_bytes"] == sum(meta.row_group(i).total_byte_size
+                                                 for i in range(meta.num_row_groups)) > manifest["bytes"]
     table = pq.read_table(path)
     assert {f.name: f.type for f in table.schema} == NORMALIZED_TYPES
     assert list(table.schema.names) == list(NORMALIZED_TYPES)
