@@ -200,8 +200,8 @@ class SimStats:
     faults: dict[str, int] = field(default_factory=dict)
     throttled: int = 0
     #: Requests for one conversation's detail (counted in ``requests`` too), the ones answered 2xx, and the
-    #: most that were in flight at once (from arrival until the last byte was written), so a test can assert a
-    #: client's concurrency bound without timing anything.
+    #: most that were in flight at once (from arrival until the answer was ready to send), so a test can assert
+    #: a client's concurrency bound without timing anything.
     detail_requests: int = 0
     ok_details: int = 0
     details_in_flight: int = 0
@@ -635,20 +635,18 @@ def _make_handler(sim: VendorSimulator) -> type[BaseHTTPRequestHandler]:
                 raw_query=parts.query,
                 headers={k: v for k, v in self.headers.items()},
             )
+            # A detail is in flight from its arrival until its answer is ready (latency and faults included);
+            # it ends before the first byte is written, so a client that has its answer sees it counted out.
             detail = sim.detail_id(request) is not None
             if detail:
                 sim._detail_started()
             try:
-                self._respond(request)
-            finally:
-                if detail:
-                    sim._detail_finished()
-
-        def _respond(self, request: SimRequest) -> None:
-            try:
                 response, special = sim.dispatch(request)
             except Exception as exc:  # a simulator bug must surface as a 500, not a hung client
                 response, special = SimResponse.json(500, {"simulator_error": repr(exc)}), None
+            finally:
+                if detail:
+                    sim._detail_finished()
             assert response is not None
             body = response.body
             if special == "garbage":
