@@ -53,6 +53,8 @@ class Cluster:
     logs: Path
     sims: dict[str, VendorSimulator]
     workers: list[str]
+    #: The Redis the workers use as broker (``redis://127.0.0.1:<port>/0``), also usable as a shared storage.
+    redis_url: str = ""
     password: str = ""
     session: requests.Session = field(default_factory=requests.Session)
 
@@ -291,7 +293,8 @@ def cluster(scratch: Path, *, port: int | None = None, workers: int = 2, concurr
                                    "--concurrency", str(concurrency)],
                             {**env, "CONVERSATIONS_NODE_NAME": name,
                              "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port())})
-            c = Cluster(f"http://127.0.0.1:{port}", scratch, home, output, logs, sims, names)
+            c = Cluster(f"http://127.0.0.1:{port}", scratch, home, output, logs, sims, names,
+                        redis_url=env["AIRFLOW__CELERY__BROKER_URL"])
 
             def healthy() -> bool:
                 try:
@@ -333,6 +336,7 @@ def run(scratch: Path, port: int, workers: int, minutes: float, conversations: i
                      sim_ports=sim_ports, bound_seconds=bound + 60) as c:
             print(f"\nAirflow UI: {c.url}  login admin / {c.password}")
             print(f"Celery workers: {', '.join(c.workers)}; logs of every process in {c.logs}")
+            print(f"Redis (the broker; also a connection's rate_limit_storage): {c.redis_url}")
             print("Simulators: " + ", ".join(f"{v} {s.url}" for v, s in c.sims.items()))
             print("Connections <vendor>_default point at them; example DAGs are paused: unpause one in the UI "
                   "(conversations_day_fanout maps one day onto both workers).")
