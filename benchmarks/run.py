@@ -195,6 +195,11 @@ def main(argv: list[str]) -> int:
             f"({par[1].seconds / par[8].seconds:.1f}x), same count: {par[1].records == par[8].records}.")
         say()
 
+    if "rate_budget" not in skip:
+        from benchmarks import rate_budget
+
+        rate_budget.section(say)
+
     say("## Targets")
     say()
     op, http = results.get("operator"), results.get("http_operator")
