@@ -310,10 +310,19 @@ class Throttle:
         ``take_slot=False`` waits out the pauses only, without spending a slot of the budget (a back-off
         before the retry, whose own ``wait_turn()`` takes the slot)."""
         self._wait_local()
+        first = True
         while self.budget is not None:
-            delay, reason = self.budget.acquire(take_slot=take_slot)
-            if delay <= 0:
-                return
+            with self._lock:
+                # A pause set here while this thread slept for a slot (a response said the limit is used up, or
+                # a 429) outlasts the slot: wait for it too before taking one.
+                blocked = 0.0 if first else self._blocked_until - self._clock()
+                reason = self._block_reason
+            first = False
+            if blocked <= 0:
+                blocked, reason = self.budget.acquire(take_slot=take_slot)
+                if blocked <= 0:
+                    return
+            delay = blocked
             if reason:
                 with self._lock:
                     self.waits += 1
