@@ -208,6 +208,11 @@ def main(argv: list[str]) -> int:
         except (RuntimeError, OSError) as exc:
             say(f"- cluster fan-out: failed: {str(exc).splitlines()[0]}")
         say()
+    if "rate_budget" not in skip:  # benchmarks/rate_budget.py: four processes, one Replyful key
+        from benchmarks import rate_budget
+
+        rate_budget.section(say)
+        say()
 
     say("## Targets")
     say()

@@ -279,8 +279,15 @@ class ConversationsHook(BaseHook):
     def get_conn(self) -> requests.Session:
         """The hook's one keep-alive session, created on first use."""
         if self._session is None:
-            settings = self.settings
-            self._session = new_session(settings.base_url, self.auth_headers(settings), verify=settings.verify)
+            with self._client_lock:  # parallel walks start together: one session, one budget
+                if self._session is None:
+                    settings = self.settings
+                    if self.throttle.budget is None and (settings.rate_limit or settings.rate_limit_storage):
+                        self.throttle.use_budget(RateBudget(
+                            settings.rate_limit, vendor=self.vendor, secret=settings.secret,
+                            storage_uri=settings.rate_limit_storage, log=self.log, name=self.hook_name))
+                    self._session = new_session(settings.base_url, self.auth_headers(settings),
+                                                verify=settings.verify)
         return self._session
 
     def close(self) -> None:
@@ -292,17 +299,10 @@ class ConversationsHook(BaseHook):
                  max_seconds: float | None = None) -> Any:
         """GET one page (of the list endpoint, or ``path``) with retries; returns the decoded JSON body."""
         if self._client is None:
-            with self._client_lock:  # parallel walks start together: one budget, one client
-                if self._client is None:
-                    settings = self.settings
-                    self.throttle.use_budget(RateBudget(
-                        settings.rate_limit, vendor=self.vendor, secret=settings.secret,
-                        storage_uri=settings.rate_limit_storage, log=self.log, name=self.hook_name,
-                    ) if settings.rate_limit or settings.rate_limit_storage else None)
-                    self._client = ApiClient(
-                        self.get_conn, policy=self.retry, throttle=self.throttle, stats=self.stats,
-                        envelope=self.error_envelope, label=Label(self.vendor, self.hook_name, self.conn_id),
-                        log=self.log)
+            self.get_conn()  # the key's rate budget comes with the session
+            self._client = ApiClient(self.get_conn, policy=self.retry, throttle=self.throttle, stats=self.stats,
+                                     envelope=self.error_envelope,
+                                     label=Label(self.vendor, self.hook_name, self.conn_id), log=self.log)
         url = f"{self.base_url}/{(path or self.list_path(self.settings)).lstrip('/')}"
         return self._client.get_json(url, params, max_attempts=max_attempts, max_seconds=max_seconds)
 

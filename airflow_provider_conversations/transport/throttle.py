@@ -72,8 +72,6 @@ STORAGE_FORM = "a storage URI such as redis://127.0.0.1:6379/0 (also rediss://, 
 #: Prefix of every key the budget writes into a shared storage (the rest: vendor and a hash of the API key).
 KEY_PREFIX = "airflow-provider-conversations"
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
-#: A shared pause shorter than this is clock noise between the local and the shared copy of the same pause.
-_PAUSE_SLACK = 0.005
 #: Seconds a shared storage may take to answer before it counts as unreachable.
 STORAGE_TIMEOUT = 2.0
 #: Set "pause until" (a wall-clock timestamp) only if it is later than the stored one; expires with the pause.
@@ -169,6 +167,7 @@ class RateBudget:
         self._lock = threading.Lock()
         self._pause_script: Any = None
         self.fallback_reason: str | None = None
+        self._published = 0.0
         storage: Storage
         if storage_uri is None or urlsplit(storage_uri).scheme.lower() == "memory":
             storage = MemoryStorage()
@@ -201,8 +200,12 @@ class RateBudget:
             if self.shared:
                 until = float(self._storage.get_connection().get(self.pause_key) or 0)  # type: ignore[attr-defined]
                 delay = until - time.time()
-                if delay > _PAUSE_SLACK:
-                    return delay, "paused for every task using this key (a 429 or an exhausted rate limit)"
+                if delay > 0:
+                    # This process's own pause was already waited out (and reported) by its local gate; what
+                    # is left of it is clock noise between the two copies, slept without a report.
+                    own = until == self._published
+                    return delay, "" if own else "paused for every task using this key (a 429 or an " \
+                        "exhausted rate limit seen by another task)"
             if not take_slot or self._item is None:
                 return 0.0, ""
             if self._limiter.hit(self._item, "conversations", *self.key):
@@ -219,6 +222,7 @@ class RateBudget:
         if not self.shared or seconds <= 0:
             return
         until = time.time() + seconds
+        self._published = float(repr(until))
         try:
             self._pause_script(keys=[self.pause_key], args=[repr(until), max(1, int(seconds * 1000) + 1000)])
         except Exception as exc:  # as above
@@ -306,15 +310,25 @@ class Throttle:
         ``take_slot=False`` waits out the pauses only, without spending a slot of the budget (a back-off
         before the retry, whose own ``wait_turn()`` takes the slot)."""
         self._wait_local()
+        first = True
         while self.budget is not None:
-            delay, reason = self.budget.acquire(take_slot=take_slot)
-            if delay <= 0:
-                return
             with self._lock:
-                self.waits += 1
-                self.waited_seconds += delay
-            if self._on_wait is not None:
-                self._on_wait(delay, reason)
+                # A pause set here while this thread slept for a slot (a response said the limit is used up, or
+                # a 429) outlasts the slot: wait for it too before taking one.
+                blocked = 0.0 if first else self._blocked_until - self._clock()
+                reason = self._block_reason
+            first = False
+            if blocked <= 0:
+                blocked, reason = self.budget.acquire(take_slot=take_slot)
+                if blocked <= 0:
+                    return
+            delay = blocked
+            if reason:
+                with self._lock:
+                    self.waits += 1
+                    self.waited_seconds += delay
+                if self._on_wait is not None:
+                    self._on_wait(delay, reason)
             self._sleep(delay)
 
     def _wait_local(self) -> None:
