@@ -115,14 +115,7 @@ def test_anyreach_without_the_scope_fails_at_once_naming_it(sim, set_connection)
     assert s.stats.detail_requests == 1
 
 
-@pytest.mark.parametrize("concurrency", [
-    1,
-    pytest.param(8, marks=pytest.mark.xfail(strict=True, reason=(
-        "transport/throttle.py paces from the RateLimit-* headers of answers already received; with 8 detail "
-        "requests in flight the requests sent before an answer lowered the pace overshoot the fixed window "
-        "(2 real 429s of 255 requests here). Left to the rate-budget branch, which replaces the throttle; this "
-        "xfail is strict so it must be removed when that lands."))),
-])
+@pytest.mark.parametrize("concurrency", [1, 8])
 def test_replyful_details_stay_under_its_rate_limit(sim, set_connection, concurrency):
     """100 requests per second (Replyful's 100 per 60 s, time-compressed): listing and details share one limiter
     paced by the RateLimit-* headers, so no request is refused with a 429."""
