@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 from airflow.sdk import BaseOperator, ObjectStoragePath, XComArg
@@ -20,8 +21,14 @@ from airflow_provider_conversations.operators.lineage import emit_asset_events, 
 from airflow_provider_conversations.output.layout import object_path
 from airflow_provider_conversations.output.records import OUTPUT_FORMATS, RecordShaper, parse_field_paths
 from airflow_provider_conversations.output.storage import COMPRESSIONS, DestinationError, JsonLinesWriter, json_lines
-from airflow_provider_conversations.output.targets import object_uri
+from airflow_provider_conversations.output.targets import StagedPartsMissing, object_uri
 from airflow_provider_conversations.tasks.arguments import OPERATOR, SourceArguments, check_workers, is_dynamic
+from airflow_provider_conversations.tasks.checkpoint import (
+    DEFAULT_CHECKPOINT_EVERY_PAGES,
+    Checkpoints,
+    check_checkpoint_every_pages,
+    export_identity,
+)
 from airflow_provider_conversations.tasks.interval import window_for_task
 from airflow_provider_conversations.tasks.progress import Progress
 from airflow_provider_conversations.windows import Window, iso_z
@@ -119,11 +126,11 @@ class _ConversationsBaseOperator(BaseOperator):
         self._lineage_input = (hook.base_url, hook.list_path(hook.settings).strip("/") or "conversations")
         return hook
 
-    def _shaped(self, hook: ConversationsHook, plan: WalkPlan, shaper: RecordShaper,
-                progress: Progress) -> Iterator[tuple[Page, list[dict[str, Any]]]]:
+    def _shaped(self, hook: ConversationsHook, plan: WalkPlan, shaper: RecordShaper, progress: Progress,
+                resume: Mapping[str, Any] | None = None,
+                count: int = 0) -> Iterator[tuple[Page, list[dict[str, Any]]]]:
         """Each page of the walk with its records, shaped; progress in the task log."""
-        count = 0
-        for page in hook.walk(plan):
+        for page in hook.walk(plan, resume):
             records = shaper.shape(page)
             count += len(records)
             progress.page(count)
@@ -261,6 +268,10 @@ class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
     :param destination_conn_id: Airflow connection for the destination's filesystem, e.g. ``aws_default``
         (templated).
     :param compression: ``"gzip"`` (default) or ``None``.
+    :param checkpoint_every_pages: pages between checkpoints (default 100; ``None``: none). At each one the
+        object's bytes so far become durable staged parts and the walk's position goes to the task state store
+        (Airflow 3.3+), so a retry continues there instead of at the window start; the object is the same, byte
+        for byte. Sequential walks only (``max_parallel=1``). See the README, "Resumable exports".
     """
 
     template_fields: Sequence[str] = (*_ConversationsBaseOperator.template_fields, "destination",
@@ -272,9 +283,14 @@ class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
         destination: str | ObjectStoragePath,
         destination_conn_id: str | None = None,
         compression: str | None = "gzip",
+        checkpoint_every_pages: int | None = DEFAULT_CHECKPOINT_EVERY_PAGES,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        try:
+            self.checkpoint_every_pages = check_checkpoint_every_pages(checkpoint_every_pages)
+        except ConfigurationError as exc:
+            raise self._fail(str(exc)) from None
         if isinstance(destination, str):
             if not destination.strip():
                 raise self._fail(
@@ -326,17 +342,29 @@ class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
             progress = self._progress(hook, window)
             self.log.info("Exporting %s conversations (%s) %s to %s into %s", hook.hook_name, self.time_key,
                           iso_z(window.start), iso_z(window.end), object_uri(path))
-            out = JsonLinesWriter(path, compression=self.compression)
-            try:
-                out.open()  # before the first request: an unwritable destination costs no API call
-            except DestinationError as exc:
-                raise self._fail(str(exc), DestinationError) from None
+            checkpoints = self._checkpoints(context, hook, window, filters, plan, path)
+            saved = checkpoints.load() if checkpoints is not None else None
+            out = self._open_writer(path, saved)
+            if saved is not None and out.resume is None:
+                saved = None  # its staged parts are gone (logged): from the window start
+            resumed_from = saved["walk"]["number"] + 1 if saved is not None else None
+            if saved is not None:
+                self.log.info("Resuming from page %d of the window: %d conversations already written (%d bytes, "
+                              "staged) by an earlier try", resumed_from, out.count, out.bytes)
             with out:
-                # Parallel sub-windows arrive in completion order: spooled and written back in walk order, so the
-                # object is the same, byte for byte, as a sequential export's.
-                lines = ((page, json_lines(records)) for page, records in self._shaped(hook, plan, shaper, progress))
-                for chunk in in_walk_order(lines, FileParts(), parallel=plan.workers > 1):
-                    out.write_lines(chunk)
+                if plan.workers > 1:
+                    # Parallel sub-windows arrive in completion order: spooled and written back in walk order, so
+                    # the object is the same, byte for byte, as a sequential export's.
+                    lines = ((page, json_lines(records))
+                             for page, records in self._shaped(hook, plan, shaper, progress))
+                    for chunk in in_walk_order(lines, FileParts(), parallel=True):
+                        out.write_lines(chunk)
+                else:
+                    self._write_checkpointed(
+                        self._shaped(hook, plan, shaper, progress, saved["walk"] if saved else None, out.count),
+                        out, checkpoints)
+            if checkpoints is not None:
+                checkpoints.clear()
             manifest = {
                 "uri": out.uri,
                 **self._summary(hook, window, filters, out.count, shaper, progress.seconds()),
@@ -345,6 +373,9 @@ class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
                 "compression": self.compression,
                 "format": "jsonl",
                 "destination_conn_id": path.conn_id,
+                "checkpoint_every_pages": self.checkpoint_every_pages,
+                "checkpoints": out.checkpoints,
+                "resumed_from_page": resumed_from,
             }
         finally:
             hook.close()
@@ -354,6 +385,56 @@ class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
         self.log.info("Exported %d conversations to %s; manifest: %s", manifest["count"], manifest["uri"],
                       orjson.dumps(manifest).decode())
         return manifest
+
+    def _checkpoints(self, context: Context, hook: ConversationsHook, window: Window, filters: Mapping[str, Any],
+                     plan: WalkPlan, path: ObjectStoragePath) -> Checkpoints | None:
+        """The export's checkpoints in the task state store, or ``None`` when it cannot resume."""
+        store = cast("Mapping[str, Any]", context).get("task_state_store")  # Airflow 3.3+
+        if self.checkpoint_every_pages is None or store is None:
+            return None
+        if plan.workers > 1:
+            self.log.info("max_parallel=%d: no checkpoints (resuming is for sequential exports); a retry starts "
+                          "from the window start", plan.workers)
+            return None
+        identity = export_identity({
+            "vendor": hook.vendor, "conn_id": self.conn_id, "base_url": hook.base_url,
+            "start": iso_z(window.start), "end": iso_z(window.end), "time_key": self.time_key,
+            "filters": dict(filters), "finished_only": self.finished_only, "output_format": self.output_format,
+            "exclude_fields": list(self.exclude_fields or ()), "page_size": plan.page_size,
+            "compression": self.compression, "uri": object_uri(path),
+            "checkpoint_every_pages": self.checkpoint_every_pages,
+        })
+        return Checkpoints(store, identity, self.log)
+
+    def _open_writer(self, path: ObjectStoragePath, saved: Mapping[str, Any] | None) -> JsonLinesWriter:
+        """The writer, opened before the first request (an unwritable destination costs no API call), continuing
+        the checkpoint's staged parts when they are there as recorded."""
+        out = JsonLinesWriter(path, compression=self.compression, resume=saved["output"] if saved else None)
+        try:
+            try:
+                return out.open()
+            except StagedPartsMissing as exc:
+                self.log.warning("Ignoring the checkpoint: %s; starting from the window start", exc)
+            out = JsonLinesWriter(path, compression=self.compression)
+            return out.open()
+        except DestinationError as exc:
+            raise self._fail(str(exc), DestinationError) from None
+
+    def _write_checkpointed(self, pages: Iterator[tuple[Page, list[dict[str, Any]]]], out: JsonLinesWriter,
+                            checkpoints: Checkpoints | None) -> None:
+        """Write each page; every ``checkpoint_every_pages`` pages (counted in the window, so the boundaries
+        depend on the data only, never on where an earlier try stopped) end a gzip member there and, with a
+        state store, save the walk's position once the bytes are durable."""
+        every = self.checkpoint_every_pages
+        for page, records in pages:
+            out.write_lines(json_lines(records))
+            if every is None or page.number % every:
+                continue
+            state = page.resume_state() if checkpoints is not None and page.resume_state is not None else None
+            if state is None or state["next"] is None:
+                out.checkpoint()  # the walk is over: only the member boundary, nothing left to resume
+            else:
+                out.checkpoint(partial(checkpoints.save, state) if checkpoints is not None else None)
 
     def _warn_on_suffix(self, path: ObjectStoragePath) -> None:
         gz = path.name.endswith(".gz")
