@@ -143,6 +143,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--latency-ms", type=float, default=50.0, help="latency of the parallel-windows run")
     p.add_argument("--parallel-conversations", type=int, default=100_000)
     p.add_argument("--skip", default="", help="comma-separated contenders to skip")
+    p.add_argument("--resume-conversations", type=int, default=200_000,
+                   help="size of the resumable-export section, benchmarks/resume.py (0: skip)")
     a = p.parse_args(argv)
     skip = set(filter(None, a.skip.split(",")))
     lines: list[str] = []
@@ -194,6 +196,13 @@ def main(argv: list[str]) -> int:
             f"page size {a.page_size}: sequential {par[1].seconds:.1f} s, max_parallel=8 {par[8].seconds:.1f} s "
             f"({par[1].seconds / par[8].seconds:.1f}x), same count: {par[1].records == par[8].records}.")
         say()
+
+    if a.resume_conversations and "resume" not in skip:
+        from benchmarks.resume import section as resume_section
+
+        say("## Resume")
+        say()
+        resume_section(say, a.resume_conversations, a.page_size)
 
     say("## Targets")
     say()
