@@ -314,3 +314,38 @@ def test_checkpoint_every_pages_is_checked_when_the_dag_is_parsed(value):
     with pytest.raises(ConfigurationError, match=rf"checkpoint_every_pages={value!r} is not valid; expected a "
                                                  "positive integer"):
         operator("/tmp/x", "polyai", checkpoint_every_pages=value)
+
+
+def test_two_runs_of_one_object_never_interleave(tmp_path, caplog):
+    import threading
+    import time
+
+    from airflow.sdk import ObjectStoragePath
+
+    from airflow_provider_conversations.output.storage import JsonLinesWriter
+
+    caplog.set_level("INFO")
+    path = ObjectStoragePath(f"file://{tmp_path}/{GZ}")
+    first = JsonLinesWriter(path).open()
+    first.write_records([{"id": f"a{i}"} for i in range(1000)])
+    errors: list[BaseException] = []
+
+    def second_run() -> None:
+        try:
+            with JsonLinesWriter(path) as out:
+                out.write_records([{"id": f"b{i}"} for i in range(10)])
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=second_run)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while "Another run is writing" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert "Another run is writing" in caplog.text, "the second run waits for the lock"
+    assert not (tmp_path / GZ).exists()
+    first.__exit__(None, None, None)  # the first run completes while the second waits
+    thread.join()
+    assert errors == []
+    assert ids((tmp_path / GZ).read_bytes()) == [f"b{i}" for i in range(10)], "one complete run's output"
+    assert hidden_files(tmp_path) == []
