@@ -119,3 +119,43 @@ def test_the_operator_resumes_on_s3_at_every_boundary_byte_identical(s3, sim, se
         assert keys(s3, "lake/") == [key], "no tail object is left"
         assert uploads(s3) == []
     assert orjson.loads(gzip.decompress(reference).splitlines()[0])["id"]
+
+
+def test_two_runs_of_one_s3_object_never_interleave(s3, caplog):  # noqa: F811  (the s3 fixture)
+    import threading
+    import time
+
+    caplog.set_level("INFO")
+    path = ObjectStoragePath(f"s3://{s3.bucket}/c/conversations.jsonl.gz", conn_id=AWS_CONN)
+    first = JsonLinesWriter(path).open()
+    first.write_records([{"id": f"a{i}"} for i in range(1000)])
+    assert keys(s3, "c/") == ["c/.conversations.jsonl.gz.lease"], "the first run holds the lease"
+    errors: list[BaseException] = []
+
+    def second_run() -> None:
+        try:
+            with JsonLinesWriter(path) as out:
+                out.write_records([{"id": f"b{i}"} for i in range(10)])
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=second_run)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while "Another run is writing" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "Another run is writing" in caplog.text, "the second run waits for the lease"
+    first.__exit__(None, None, None)
+    assert ids(get(s3, "c/conversations.jsonl.gz")) == [f"a{i}" for i in range(1000)]
+    thread.join()
+    assert errors == []
+    assert ids(get(s3, "c/conversations.jsonl.gz")) == [f"b{i}" for i in range(10)], "one complete run's output"
+    assert keys(s3, "c/") == ["c/conversations.jsonl.gz"], "the lease is gone"
+
+
+def test_an_expired_lease_of_a_killed_run_is_taken_over(s3):  # noqa: F811  (the s3 fixture)
+    s3.put_object(Bucket=s3.bucket, Key="e/.conversations.jsonl.gz.lease", Body=b"",
+                  Metadata={"owner": "0" * 32, "expires": "1.0"})
+    with JsonLinesWriter(ObjectStoragePath(f"s3://{s3.bucket}/e/conversations.jsonl.gz", conn_id=AWS_CONN)) as out:
+        out.write_records([{"id": 1}])
+    assert keys(s3, "e/") == ["e/conversations.jsonl.gz"]

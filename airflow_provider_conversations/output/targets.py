@@ -28,6 +28,8 @@ import errno
 import fcntl
 import os
 import re
+import threading
+import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -260,6 +262,73 @@ class _MultipartTarget(AtomicTarget):
         self._buffer = bytearray()
         self._tails: list[str] = []  # staged tail objects, oldest first
         self._seq = 0
+        self._lease: str | None = None
+        self._lease_etag = ""
+
+    #: How long a lease on the object lasts without renewal: a killed run's lease holds the next run of the
+    #: object back at most this long (Airflow's default retry_delay is longer).
+    LEASE_SECONDS = 60.0
+
+    def lock(self, on_wait: Callable[[], None] | None = None) -> None:
+        """A lease object ``.<name>.lease`` beside the final one, created with ``If-None-Match: *`` and renewed
+        with ``If-Match`` by a thread while the write lasts; a second run waits until it is removed or expired."""
+        lease = f"{self.parent}/.{self.name}.lease" if self.parent else f".{self.name}.lease"
+        waited = False
+        while True:
+            etag = self._put_lease(lease, {"IfNoneMatch": "*"})
+            if etag is None:
+                try:
+                    head = self.fs.call_s3("head_object", Bucket=self.bucket, Key=lease)
+                except FileNotFoundError:
+                    continue  # released meanwhile: try again
+                if float((head.get("Metadata") or {}).get("expires", "0")) < time.time():
+                    etag = self._put_lease(lease, {"IfMatch": head["ETag"]})  # take over an expired lease
+            if etag is not None:
+                break
+            if on_wait is not None and not waited:
+                on_wait()
+            waited = True
+            time.sleep(1.0)
+        self._lease, self._lease_etag = lease, etag
+        self._lease_stop = threading.Event()
+        self._lease_thread = threading.Thread(target=self._renew, name="s3-lease", daemon=True)
+        self._lease_thread.start()
+
+    def _put_lease(self, lease: str, condition: dict[str, str]) -> str | None:
+        """Write the lease under ``condition``; its ETag, or ``None`` when the condition failed (HTTP 412)."""
+        expires = f"{time.time() + self.LEASE_SECONDS:.6f}"
+        try:
+            # The body makes each lease's ETag its own (If-Match compares ETags; empty bodies would all match).
+            response = self.fs.call_s3("put_object", Bucket=self.bucket, Key=lease,
+                                       Body=f"{self.token} {expires}".encode(),
+                                       Metadata={"owner": self.token, "expires": expires}, **condition)
+        except OSError as exc:
+            # s3fs turns 412 PreconditionFailed into FileExistsError (or an EINVAL OSError in older versions)
+            if isinstance(exc, FileExistsError | FileNotFoundError) or exc.errno == errno.EINVAL:
+                return None  # (FileNotFoundError: If-Match on a lease removed meanwhile)
+            raise
+        return str(response["ETag"])
+
+    def _renew(self) -> None:
+        lease = self._lease
+        assert lease is not None
+        while not self._lease_stop.wait(self.LEASE_SECONDS / 4):
+            try:
+                etag = self._put_lease(lease, {"IfMatch": self._lease_etag})
+            except Exception:  # S3 unreachable for a moment: try again at the next renewal
+                continue
+            if etag is None:
+                return  # taken over (this run stalled past the lease): its commit still writes a whole object
+            self._lease_etag = etag
+
+    def _unlock(self) -> None:
+        if self._lease is None:
+            return
+        self._lease_stop.set()
+        self._lease_thread.join()
+        with contextlib.suppress(Exception):
+            self.fs.call_s3("delete_object", Bucket=self.bucket, Key=self._lease)
+        self._lease = None
 
     def _tail_key(self, seq: int) -> str:
         name = f".{self.name}.{self.token}.{seq}.tail"
@@ -366,6 +435,7 @@ class _MultipartTarget(AtomicTarget):
                                                        for p in self.parts]})
         self.fs.invalidate_cache(self.path)
         self._remove_tails()
+        self._unlock()  # (on a failed commit the writer calls discard, which unlocks)
 
     def _remove_tails(self) -> None:
         while self._tails:
@@ -374,12 +444,15 @@ class _MultipartTarget(AtomicTarget):
 
     def discard(self) -> None:
         self._buffer = bytearray()
-        if self.keep_staged:
-            return
-        if self.upload_id is not None:
-            with contextlib.suppress(Exception):
-                self.fs.abort_mpu(self.bucket, self.key, self.upload_id)
-        self._remove_tails()
+        try:
+            if self.keep_staged:
+                return
+            if self.upload_id is not None:
+                with contextlib.suppress(Exception):
+                    self.fs.abort_mpu(self.bucket, self.key, self.upload_id)
+            self._remove_tails()
+        finally:
+            self._unlock()
 
 
 class _TempObjectTarget(AtomicTarget):
