@@ -145,8 +145,11 @@ def main(argv: list[str]) -> int:
     p.add_argument("--latency-ms", type=float, default=50.0, help="latency of the parallel-windows run")
     p.add_argument("--parallel-conversations", type=int, default=100_000)
     p.add_argument("--skip", default="",
-                   help="comma-separated contenders or sections (cluster, parquet, details, ...) to skip")
+                   help="comma-separated contenders or sections to skip (cluster, rate_budget, resume, parquet, "
+                        "details)")
     details.add_arguments(p)
+    p.add_argument("--resume-conversations", type=int, default=200_000,
+                   help="size of the resumable-export section, benchmarks/resume.py (0: skip)")
     a = p.parse_args(argv)
     skip = set(filter(None, a.skip.split(",")))
     lines: list[str] = []
@@ -212,6 +215,13 @@ def main(argv: list[str]) -> int:
         from benchmarks import rate_budget
 
         rate_budget.section(say)
+        say()
+    if a.resume_conversations and "resume" not in skip:
+        from benchmarks.resume import section as resume_section
+
+        say("## Resume")
+        say()
+        resume_section(say, a.resume_conversations, a.page_size)
         say()
 
     say("## Targets")

@@ -29,7 +29,7 @@ def dagbag():
 def test_every_example_imports_without_errors(dagbag):
     assert dagbag.import_errors == {}
     files = sorted(p.name for p in EXAMPLES.glob("*.py"))
-    assert len(dagbag.dags) == len(files) == 9
+    assert len(dagbag.dags) == len(files) == 10
 
 
 def test_one_dag_per_vendor_plus_the_combined_ones(dagbag):
@@ -37,6 +37,7 @@ def test_one_dag_per_vendor_plus_the_combined_ones(dagbag):
         "conversations_polyai_hourly", "conversations_elevenlabs_hourly", "conversations_anyreach_hourly",
         "conversations_parrotmob_hourly", "conversations_replyful_hourly", "conversations_all_vendors_hourly",
         "conversations_fanout_subwindows", "conversations_xcom_report", "conversations_day_fanout",
+        "conversations_resumable_backfill",
     }
 
 

@@ -477,6 +477,9 @@ def test_export_writes_one_object_per_window_and_returns_the_manifest(poly, tmp_
         "format": "jsonl",
         "file_format": "jsonl",
         "destination_conn_id": None,
+        "checkpoint_every_pages": 100,
+        "checkpoints": 0,  # no task state store in this context
+        "resumed_from_page": None,
     }
     assert manifest["pages"] == -(-manifest["fetched"] // 50)
     assert manifest["fetched"] >= n

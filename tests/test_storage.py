@@ -123,8 +123,10 @@ def test_exception_mid_stream_keeps_the_previous_object_and_leaves_no_temp(tmp_p
     before = (tmp_path / NAME).read_bytes()
     def while_writing() -> None:
         # the final name still holds the old object; the new bytes go to a hidden temp file in the same
-        # directory (same filesystem, so os.replace is atomic)
+        # directory (same filesystem, so os.replace is atomic), beside the lock this run holds on the object
         hidden = [n for n in os.listdir(tmp_path) if n != NAME]
+        assert f".{NAME}.lock" in hidden
+        hidden.remove(f".{NAME}.lock")
         assert len(hidden) == 1
         assert hidden[0].startswith(f".{NAME}.")
         assert hidden[0].endswith(".tmp")
@@ -215,9 +217,11 @@ def test_killed_writer_leaves_previous_object_and_the_next_run_cleans_up(tmp_pat
             proc.kill()
             proc.wait()
     assert (tmp_path / NAME).read_bytes() == before
-    leftovers = [n for n in os.listdir(tmp_path) if n != NAME]
-    assert len(leftovers) == 1
+    leftovers = sorted(n for n in os.listdir(tmp_path) if n != NAME)
+    assert len(leftovers) == 2  # its temp file, and the lock file its flock died with (the kernel released it)
     assert leftovers[0].startswith(f".{NAME}.")
+    assert leftovers[0].endswith(".tmp")
+    assert leftovers[1] == f".{NAME}.lock"
     out = write(path, 9)
     assert out.stale_removed == 1
     assert os.listdir(tmp_path) == [NAME]

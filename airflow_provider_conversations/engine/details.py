@@ -119,7 +119,8 @@ def with_details(pages: Iterator[Page], fetch: Callable[[str], dict[str, Any]], 
         stats.add(details_fetched=1, detail_seconds=time.monotonic() - started)
         return body
 
-    def finish(page: Page, futures: list[Future[dict[str, Any] | _Missing | None]]) -> Page:
+    def finish(page: Page, futures: list[Future[dict[str, Any] | _Missing | None]],
+               state: dict[str, Any] | None) -> Page:
         items: list[Item] = []
         for item, future in zip(page, futures, strict=True):
             outcome = future.result()
@@ -142,15 +143,21 @@ def with_details(pages: Iterator[Page], fetch: Callable[[str], dict[str, Any]], 
                                     conversation_id)
                 outcome = None
             items.append({**item, DETAIL_KEY: outcome})
-        return Page(items, number=page.number, fetched=page.fetched, part=page.part, descending=page.descending)
+        done = Page(items, number=page.number, fetched=page.fetched, part=page.part, descending=page.descending)
+        if state is not None:
+            done.resume_state = lambda: state
+        return done
 
     pool = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix=f"{context.vendor}-detail")
-    waiting: deque[tuple[Page, list[Future[dict[str, Any] | _Missing | None]]]] = deque()
+    waiting: deque[tuple[Page, list[Future[dict[str, Any] | _Missing | None]], dict[str, Any] | None]] = deque()
     try:
         for page in pages:
             if failed:
                 raise failed[0]
-            waiting.append((page, [pool.submit(one, str(item.get(id_field))) for item in page]))
+            # The walk's position after this page, taken now: by the time the page is yielded the walk has read
+            # up to LOOKAHEAD_PAGES further, and a checkpoint must name this page's position, not a later one.
+            state = page.resume_state() if page.resume_state is not None else None
+            waiting.append((page, [pool.submit(one, str(item.get(id_field))) for item in page], state))
             while len(waiting) > LOOKAHEAD_PAGES or (waiting and all(f.done() for f in waiting[0][1])):
                 yield finish(*waiting.popleft())
         while waiting:

@@ -16,8 +16,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
+from airflow_provider_conversations.engine.state import decode, encode
 from airflow_provider_conversations.exceptions import InvalidResponseError
 from airflow_provider_conversations.logs import Log
 from airflow_provider_conversations.transport.session import Params
@@ -63,6 +64,21 @@ class Paginator(ABC):
     """The paging of one walk. Subclasses keep their state typed; ``context`` is set before the first request."""
 
     context: Context
+    #: The attributes that change while a walk pages: what a checkpoint saves and a resumed walk restores (the
+    #: rest is configuration, rebuilt identically by the hook for the same export).
+    state_fields: ClassVar[tuple[str, ...]] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The walk's position as JSON (see ``state_fields``)."""
+        return {name: encode(getattr(self, name)) for name in self.state_fields}
+
+    def from_json(self, state: dict[str, Any]) -> None:
+        """Continue from a position saved by :meth:`to_json` (after :meth:`first`, which it overrides)."""
+        missing = [name for name in self.state_fields if name not in state]
+        if missing:
+            raise ValueError(f"paginator state lacks {', '.join(missing)}")
+        for name in self.state_fields:
+            setattr(self, name, decode(state[name]))
 
     @abstractmethod
     def first(self, params: Params) -> Params:
@@ -135,6 +151,7 @@ class OffsetPaginator(Paginator):
     next_offset: str | None = None
     first_offset: int | None = None
     offset: int = field(default=0, init=False)
+    state_fields: ClassVar[tuple[str, ...]] = ("offset",)
 
     def first(self, params: Params) -> Params:
         first = {**params, self.limit_param: str(self.page_size)}

@@ -18,13 +18,15 @@ A walk that cannot make progress fails loudly instead of paging forever:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import hashlib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from airflow_provider_conversations.engine.paginators import Answer, Context, Item, Order, Paginator, Request
 from airflow_provider_conversations.engine.plan import TimeKey
+from airflow_provider_conversations.engine.state import decode, encode
 from airflow_provider_conversations.exceptions import InvalidResponseError, PaginationError
 from airflow_provider_conversations.stats import HookStats
 from airflow_provider_conversations.transport.session import Params
@@ -32,6 +34,8 @@ from airflow_provider_conversations.windows import Window
 
 #: Pages in a row without anything new after which a walk is declared stuck.
 MAX_STALLED_PAGES = 50
+#: Version of the walk state a checkpoint holds; a checkpoint of another version is not resumed.
+STATE_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,8 @@ class Page(list[Item]):
         self.fetched = fetched
         self.part = part
         self.descending = descending
+        #: The walk's position right after this page (JSON, see :func:`run_walk`); built only when called.
+        self.resume_state: Callable[[], dict[str, Any]] | None = None
 
 
 class Dedup:
@@ -109,6 +115,15 @@ class Dedup:
             return True
         return False
 
+    def to_json(self) -> dict[str, Any]:
+        """What de-duplication knows (the frontier and its ids, or every id without an order), as JSON."""
+        return {"order": self.order, "frontier": encode(self._frontier), "ids": sorted(self._ids)}
+
+    def from_json(self, state: Mapping[str, Any]) -> None:
+        self.order = state["order"]
+        self._frontier = decode(state["frontier"])
+        self._ids = set(state["ids"])
+
 
 class Progress:
     """Whether a walk's pages still bring conversations it has not seen (all of a page, not just the window).
@@ -145,20 +160,41 @@ class Progress:
         out = []
         seen = self._seen
         for item in items:
-            digest = hash(str(item.get(id_field)))
+            digest = _stable_hash(str(item.get(id_field)))
             if digest not in seen:
                 seen.add(digest)
                 out.append(item)
         return out
 
 
+    def to_json(self) -> dict[str, Any]:
+        return {"order": self.order, "frontier": self._frontier.to_json() if self._frontier is not None else None,
+                "seen": sorted(self._seen)}
+
+    def from_json(self, state: Mapping[str, Any]) -> None:
+        self._judge_by(state["order"])
+        if self._frontier is not None and state["frontier"] is not None:
+            self._frontier.from_json(state["frontier"])
+        self._seen = set(state["seen"])
+
+
+def _stable_hash(text: str) -> int:
+    """64 bits of an id, the same in every process (``hash()`` is salted per process; a checkpoint is not)."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
 def run_walk(walk: Walk, window: Window, key: TimeKey, *, fetch: Callable[[Params], Any],
              items_of: Callable[[Any], list[Item]], id_field: str, context: Context, stats: HookStats,
-             max_stalled: int = MAX_STALLED_PAGES) -> Iterator[Page]:
+             max_stalled: int = MAX_STALLED_PAGES, resume: Mapping[str, Any] | None = None) -> Iterator[Page]:
     """Yield, page by page, the conversations of ``window`` on ``key`` that this walk had not yielded yet.
 
     ``fetch`` sends one request (retried, paced) and returns the decoded body; ``items_of`` reads the vendor's
     conversations from a body (checking its envelope).
+
+    Every page carries ``resume_state()``: the walk's position after it (the next request, the paginator's
+    typed state, de-duplication's frontier, progress and page counts) as JSON. ``resume`` continues a walk
+    from such a position, exactly as the original walk would have gone on: same requests, same pages. Loop
+    detection starts afresh from there (the fingerprints of requests sent before are not kept).
     """
     paginator = walk.paginator
     paginator.context = context
@@ -168,6 +204,22 @@ def run_walk(walk: Walk, window: Window, key: TimeKey, *, fetch: Callable[[Param
     sent: set[tuple[Any, ...]] = set()
     number = stalled = 0
     stalled_empty = True
+    nxt: Request | None = None
+    if resume is not None:
+        paginator.from_json(resume["paginator"])
+        dedup.from_json(resume["dedup"])
+        progress.from_json(resume["progress"])
+        number, stalled, stalled_empty = resume["number"], resume["stalled"], resume["stalled_empty"]
+        saved = resume["next"]
+        request = None if saved is None else Request(saved["params"], probe=saved["probe"])
+
+    def resume_state() -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "number": number, "stalled": stalled, "stalled_empty": stalled_empty,
+            "next": None if nxt is None else {"params": nxt.params, "probe": nxt.probe},
+            "paginator": paginator.to_json(), "dedup": dedup.to_json(), "progress": progress.to_json(),
+        }
     field, parse, lo, hi = key.field, key.parse, window.start, window.end
     while request is not None:
         fingerprint = (request.probe, *_fingerprint(request.params))
@@ -212,7 +264,9 @@ def run_walk(walk: Walk, window: Window, key: TimeKey, *, fetch: Callable[[Param
             stalled, stalled_empty = stalled + 1, stalled_empty and not items
         if nxt is not None and stalled >= max_stalled:
             raise PaginationError(_stall_message(context.name, stalled, stalled_empty, paginator))
-        yield Page(kept, number=number, fetched=len(items), descending=walk.order == "desc")
+        page = Page(kept, number=number, fetched=len(items), descending=walk.order == "desc")
+        page.resume_state = resume_state
+        yield page
         request = nxt
 
 
@@ -242,4 +296,4 @@ def _show(params: Params) -> str:
     return "&".join(f"{k}={v}" for k, v in sorted(params.items()))
 
 
-__all__ = ["MAX_STALLED_PAGES", "Dedup", "Page", "Progress", "Walk", "run_walk"]
+__all__ = ["MAX_STALLED_PAGES", "STATE_VERSION", "Dedup", "Page", "Progress", "Walk", "run_walk"]

@@ -12,7 +12,7 @@ import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from airflow_provider_conversations.engine.details import DetailEndpoint
 from airflow_provider_conversations.engine.paginators import Answer, Item, Paginator, Request
@@ -91,6 +91,7 @@ class TieSafeCursorPaginator(Paginator):
     _probing: tuple[datetime, str, Params, int] | None = field(default=None, repr=False)
     #: The last continuation asked for "at or before ``T``": ``T`` and how the vendor wrote it.
     _asked: tuple[datetime, str] | None = field(default=None, repr=False)
+    state_fields: ClassVar[tuple[str, ...]] = ("comparison", "limit", "_strict_verified", "_probing", "_asked")
 
     def first(self, params: Params) -> Params:
         self.limit = self.page_size

@@ -379,9 +379,11 @@ class ConversationsHook(BaseHook):
         """Query parameters of every detail request (none unless the vendor declares some)."""
         return {}
 
-    def walk_with_details(self, plan: WalkPlan, options: DetailOptions | None) -> Iterator[Page]:
-        """The pages of :meth:`walk`, with each item's detail under ``"detail"`` when ``options`` is given."""
-        pages = self.walk(plan)
+    def walk_with_details(self, plan: WalkPlan, options: DetailOptions | None,
+                          resume: Mapping[str, Any] | None = None) -> Iterator[Page]:
+        """The pages of :meth:`walk` (from ``resume``, if given), with each item's detail under ``"detail"`` when
+        ``options`` is given."""
+        pages = self.walk(plan, resume)
         if options is None or self.detail_endpoint is None:
             return pages  # no details, or inline ones (PolyAI: the items carry them)
         return with_details(pages, self.get_conversation, id_field=self.id_field, options=options,
@@ -462,23 +464,29 @@ class ConversationsHook(BaseHook):
         self.check_connection_filters(filters)
         return WalkPlan(window, key, filters, self.page_size or limit, workers, dict(extra_params or {}))
 
-    def walk(self, plan: WalkPlan) -> Iterator[Page]:
+    def walk(self, plan: WalkPlan, resume: Mapping[str, Any] | None = None) -> Iterator[Page]:
         """The pages of a planned walk: in walk order, or with ``plan.workers > 1`` sub-windows fetched by that
-        many threads (pages then arrive in completion order, tagged with ``page.part``; see ``in_walk_order``)."""
+        many threads (pages then arrive in completion order, tagged with ``page.part``; see ``in_walk_order``).
+
+        ``resume`` (sequential walks): a ``page.resume_state()`` of an earlier walk of the same plan, to continue
+        from instead of the window start."""
         if plan.workers == 1:
-            return self._walk_window(plan, plan.window)
+            return self._walk_window(plan, plan.window, resume)
+        if resume is not None:
+            raise ValueError("resume is for sequential walks (max_parallel=1)")
         parts = plan.window.split(plan.workers * PARTS_PER_WORKER)
         return run_parallel([partial(self._walk_window, plan, part) for part in parts], plan.workers,
                             thread_name=f"{self.vendor}-window")
 
-    def _walk_window(self, plan: WalkPlan, window: Window) -> Iterator[Page]:
+    def _walk_window(self, plan: WalkPlan, window: Window,
+                     resume: Mapping[str, Any] | None = None) -> Iterator[Page]:
         paging = self.paging(plan.key, plan.page_size, window)
         params = {**self.fixed_params(plan.key), **self.filter_set.to_params(plan.filters),
                   **self.filter_set.to_params(plan.extra_params), **self.window_params(window, plan.key)}
         walk = Walk(params, paging.paginator, order=paging.order, repeats=paging.repeats)
         return run_walk(walk, window, plan.key, fetch=self.get_json, items_of=self.page_items, id_field=self.id_field,
                         context=Context(self.vendor, self.hook_name, self.log), stats=self.stats,
-                        max_stalled=self.max_stalled_pages)
+                        max_stalled=self.max_stalled_pages, resume=resume)
 
     def iter_pages(self, start: Any, end: Any, *, time_key: str = "created",
                    filters: Mapping[str, Any] | None = None, max_parallel: int = 1,

@@ -9,11 +9,12 @@ but only when that order can be trusted (see :class:`NewestFirstPaginator`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from airflow_provider_conversations.engine.paginators import Answer, Item, OffsetPaginator, Order, Request
+from airflow_provider_conversations.engine.state import decode, encode
 from airflow_provider_conversations.exceptions import InvalidResponseError
 from airflow_provider_conversations.filters import Filter, FilterSet
 from airflow_provider_conversations.hooks.base import ConnectionSettings, ConversationsHook, Paging, TimeKey
@@ -84,6 +85,17 @@ class NewestFirstPaginator(OffsetPaginator):
     disordered: bool = field(init=False, default=False)
     _prev: tuple[str, datetime, datetime] | None = field(init=False, default=None)
     _seek: _Seek | None = field(init=False, default=None)
+    state_fields: ClassVar[tuple[str, ...]] = ("offset", "end", "proven", "disordered", "_prev")
+
+    def to_json(self) -> dict[str, Any]:
+        state = super().to_json()
+        state["_seek"] = encode(asdict(self._seek)) if self._seek is not None else None
+        return state
+
+    def from_json(self, state: dict[str, Any]) -> None:
+        super().from_json(state)
+        seek = decode(state.get("_seek"))
+        self._seek = _Seek(**seek) if seek is not None else None
 
     @property
     def ordered(self) -> bool:

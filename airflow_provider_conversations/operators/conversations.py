@@ -10,7 +10,8 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 from airflow.sdk import BaseOperator, ObjectStoragePath, XComArg
@@ -22,7 +23,7 @@ from airflow_provider_conversations.output.layout import object_path
 from airflow_provider_conversations.output.parquet import ArrowParts, Columns, ParquetWriter, file_metadata
 from airflow_provider_conversations.output.records import OUTPUT_FORMATS, RecordShaper, parse_field_paths
 from airflow_provider_conversations.output.storage import DestinationError, JsonLinesWriter, json_lines
-from airflow_provider_conversations.output.targets import object_uri
+from airflow_provider_conversations.output.targets import StagedPartsMissing, object_uri
 from airflow_provider_conversations.tasks.arguments import (
     OPERATOR,
     SourceArguments,
@@ -30,6 +31,12 @@ from airflow_provider_conversations.tasks.arguments import (
     check_file_format,
     check_workers,
     is_dynamic,
+)
+from airflow_provider_conversations.tasks.checkpoint import (
+    DEFAULT_CHECKPOINT_EVERY_PAGES,
+    Checkpoints,
+    check_checkpoint_every_pages,
+    export_identity,
 )
 from airflow_provider_conversations.tasks.interval import window_for_task
 from airflow_provider_conversations.tasks.progress import Progress
@@ -150,11 +157,11 @@ class _ConversationsBaseOperator(BaseOperator):
         self._lineage_input = (hook.base_url, hook.list_path(hook.settings).strip("/") or "conversations")
         return hook
 
-    def _shaped(self, hook: ConversationsHook, plan: WalkPlan, shaper: RecordShaper,
-                progress: Progress) -> Iterator[tuple[Page, list[dict[str, Any]]]]:
+    def _shaped(self, hook: ConversationsHook, plan: WalkPlan, shaper: RecordShaper, progress: Progress,
+                resume: Mapping[str, Any] | None = None,
+                count: int = 0) -> Iterator[tuple[Page, list[dict[str, Any]]]]:
         """Each page of the walk with its records, shaped; progress in the task log."""
-        count = 0
-        for page in hook.walk_with_details(plan, self._details):
+        for page in hook.walk_with_details(plan, self._details, resume):
             records = shaper.shape(page)
             count += len(records)
             progress.page(count)
@@ -318,6 +325,10 @@ class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
         :mod:`airflow_provider_conversations.output.parquet`).
     :param compression: for ``jsonl``, ``"gzip"`` (default) or ``None``; for ``parquet``, ``"zstd"`` (default),
         ``"snappy"``, ``"gzip"`` or ``None``.
+    :param checkpoint_every_pages: pages between checkpoints (default 100; ``None``: none). At each one the
+        object's bytes so far become durable staged parts and the walk's position goes to the task state store
+        (Airflow 3.3+), so a retry continues there instead of at the window start; the object is the same, byte
+        for byte. Sequential JSON Lines exports (``max_parallel=1``). See the README, "Resumable exports".
     """
 
     template_fields: Sequence[str] = (*_ConversationsBaseOperator.template_fields, "destination",
@@ -330,9 +341,14 @@ class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
         destination_conn_id: str | None = None,
         compression: str | _Default | None = _Default.COMPRESSION,
         file_format: str = "jsonl",
+        checkpoint_every_pages: int | None = DEFAULT_CHECKPOINT_EVERY_PAGES,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        try:
+            self.checkpoint_every_pages = check_checkpoint_every_pages(checkpoint_every_pages)
+        except ConfigurationError as exc:
+            raise self._fail(str(exc)) from None
         if isinstance(destination, str):
             if not destination.strip():
                 raise self._fail(
@@ -388,28 +404,48 @@ class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
             progress = self._progress(hook, window)
             self.log.info("Exporting %s conversations (%s) %s to %s into %s", hook.hook_name, self.time_key,
                           iso_z(window.start), iso_z(window.end), object_uri(path))
-            out: JsonLinesWriter | ParquetWriter
             if self.file_format == "parquet":
-                out = ParquetWriter(
+                out_pq = ParquetWriter(
                     path, compression=self.compression,
                     columns=Columns(self.output_format, id_field=hook.id_field, time_key=plan.key),
                     metadata=file_metadata(self._identity(hook, window, filters)))
+                try:
+                    out_pq.open()  # before the first request: an unwritable destination costs no API call
+                except DestinationError as exc:
+                    raise self._fail(str(exc), DestinationError) from None
+                with out_pq:
+                    self._write_parquet(out_pq, self._shaped(hook, plan, shaper, progress),
+                                        parallel=plan.workers > 1)
+                out: JsonLinesWriter | ParquetWriter = out_pq
+                resumed_from = None
+                checkpoints_taken = 0
             else:
-                out = JsonLinesWriter(path, compression=self.compression)
-            try:
-                out.open()  # before the first request: an unwritable destination costs no API call
-            except DestinationError as exc:
-                raise self._fail(str(exc), DestinationError) from None
-            with out:
-                # Parallel sub-windows arrive in completion order: spooled and written back in walk order, so the
-                # object is the same, byte for byte, as a sequential export's.
-                shaped = self._shaped(hook, plan, shaper, progress)
-                if isinstance(out, ParquetWriter):
-                    self._write_parquet(out, shaped, parallel=plan.workers > 1)
-                else:
-                    lines = ((page, json_lines(records)) for page, records in shaped)
-                    for chunk in in_walk_order(lines, FileParts(), parallel=plan.workers > 1):
-                        out.write_lines(chunk)
+                checkpoints = self._checkpoints(context, hook, window, filters, plan, path)
+                saved = checkpoints.load() if checkpoints is not None else None
+                out_jl = self._open_writer(path, saved)
+                if saved is not None and out_jl.resume is None:
+                    saved = None  # its staged parts are gone (logged): from the window start
+                resumed_from = saved["walk"]["number"] + 1 if saved is not None else None
+                if saved is not None:
+                    self.log.info("Resuming from page %d of the window: %d conversations already written (%d "
+                                  "bytes, staged) by an earlier try", resumed_from, out_jl.count, out_jl.bytes)
+                with out_jl:
+                    if plan.workers > 1:
+                        # Parallel sub-windows arrive in completion order: spooled and written back in walk
+                        # order, so the object is the same, byte for byte, as a sequential export's.
+                        lines = ((page, json_lines(records))
+                                 for page, records in self._shaped(hook, plan, shaper, progress))
+                        for chunk in in_walk_order(lines, FileParts(), parallel=True):
+                            out_jl.write_lines(chunk)
+                    else:
+                        self._write_checkpointed(
+                            self._shaped(hook, plan, shaper, progress, saved["walk"] if saved else None,
+                                         out_jl.count),
+                            out_jl, checkpoints)
+                if checkpoints is not None:
+                    checkpoints.clear()
+                out = out_jl
+                checkpoints_taken = out_jl.checkpoints
             manifest = {
                 "uri": out.uri,
                 **self._summary(hook, window, plan, out.count, shaper, progress.seconds()),
@@ -419,6 +455,9 @@ class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
                 "format": self.file_format,
                 "file_format": self.file_format,
                 "destination_conn_id": path.conn_id,
+                "checkpoint_every_pages": self.checkpoint_every_pages,
+                "checkpoints": checkpoints_taken,
+                "resumed_from_page": resumed_from,
             }
         finally:
             hook.close()
@@ -453,6 +492,58 @@ class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
             "exclude_fields": [".".join(p) for p in self._exclude_paths],
             "file_format": self.file_format, "compression": self.compression,
         }
+
+    def _checkpoints(self, context: Context, hook: ConversationsHook, window: Window, filters: Mapping[str, Any],
+                     plan: WalkPlan, path: ObjectStoragePath) -> Checkpoints | None:
+        """The export's checkpoints in the task state store, or ``None`` when it cannot resume."""
+        store = cast("Mapping[str, Any]", context).get("task_state_store")  # Airflow 3.3+
+        if self.checkpoint_every_pages is None or store is None:
+            return None
+        if plan.workers > 1:
+            self.log.info("max_parallel=%d: no checkpoints (resuming is for sequential exports); a retry starts "
+                          "from the window start", plan.workers)
+            return None
+        identity = export_identity({
+            "vendor": hook.vendor, "conn_id": self.conn_id, "base_url": hook.base_url,
+            "start": iso_z(window.start), "end": iso_z(window.end), "time_key": self.time_key,
+            "filters": dict(filters), "finished_only": self.finished_only, "output_format": self.output_format,
+            "exclude_fields": list(self.exclude_fields or ()), "page_size": plan.page_size,
+            "compression": self.compression, "uri": object_uri(path),
+            "checkpoint_every_pages": self.checkpoint_every_pages, "file_format": self.file_format,
+            "extra_params": dict(plan.extra_params),
+            "on_missing_detail": None if self._details is None else self._details.on_missing,
+        })
+        return Checkpoints(store, identity, self.log)
+
+    def _open_writer(self, path: ObjectStoragePath, saved: Mapping[str, Any] | None) -> JsonLinesWriter:
+        """The writer, opened before the first request (an unwritable destination costs no API call), continuing
+        the checkpoint's staged parts when they are there as recorded."""
+        out = JsonLinesWriter(path, compression=self.compression, resume=saved["output"] if saved else None)
+        try:
+            try:
+                return out.open()
+            except StagedPartsMissing as exc:
+                self.log.warning("Ignoring the checkpoint: %s; starting from the window start", exc)
+            out = JsonLinesWriter(path, compression=self.compression)
+            return out.open()
+        except DestinationError as exc:
+            raise self._fail(str(exc), DestinationError) from None
+
+    def _write_checkpointed(self, pages: Iterator[tuple[Page, list[dict[str, Any]]]], out: JsonLinesWriter,
+                            checkpoints: Checkpoints | None) -> None:
+        """Write each page; every ``checkpoint_every_pages`` pages (counted in the window, so the boundaries
+        depend on the data only, never on where an earlier try stopped) end a gzip member there and, with a
+        state store, save the walk's position once the bytes are durable."""
+        every = self.checkpoint_every_pages
+        for page, records in pages:
+            out.write_lines(json_lines(records))
+            if every is None or page.number % every:
+                continue
+            state = page.resume_state() if checkpoints is not None and page.resume_state is not None else None
+            if state is None or state["next"] is None:
+                out.checkpoint()  # the walk is over: only the member boundary, nothing left to resume
+            else:
+                out.checkpoint(partial(checkpoints.save, state) if checkpoints is not None else None)
 
     def _warn_on_suffix(self, path: ObjectStoragePath) -> None:
         if self.file_format == "parquet":

@@ -19,7 +19,7 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import PurePath
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
@@ -92,11 +92,13 @@ class _BackgroundSink:
     """Compresses and stores in a thread, so gzip and storage I/O overlap the fetching (zlib releases the GIL).
 
     A bounded queue of chunks keeps memory flat; an error in the thread surfaces at the next write or at the end.
+    A callable in the queue runs in the thread, in order with the chunks (a checkpoint: close a gzip member,
+    make the bytes durable, save the walk's position), so checkpoints cost the fetching thread nothing.
     """
 
-    def __init__(self, sink: Any, depth: int = 8) -> None:
-        self._sink = sink
-        self._queue: queue.Queue[builtins.bytes | None] = queue.Queue(maxsize=depth)
+    def __init__(self, write: Callable[[builtins.bytes], Any], depth: int = 8) -> None:
+        self._write = write
+        self._queue: queue.Queue[builtins.bytes | Callable[[], None] | None] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="jsonl-writer", daemon=True)
         self._thread.start()
@@ -105,11 +107,14 @@ class _BackgroundSink:
         while (chunk := self._queue.get()) is not None:
             if self._error is None:
                 try:
-                    self._sink.write(chunk)
+                    if callable(chunk):
+                        chunk()
+                    else:
+                        self._write(chunk)
                 except BaseException as exc:  # handed to the writing thread
                     self._error = exc
 
-    def write(self, chunk: builtins.bytes) -> None:
+    def write(self, chunk: builtins.bytes | Callable[[], None]) -> None:
         if self._error is not None:
             raise self._error
         self._queue.put(chunk)
@@ -135,10 +140,16 @@ class JsonLinesWriter:
     The object appears when the ``with`` block exits without an exception; on an exception it does not
     (and an existing object is left as it was). No record means an empty object (for gzip, a valid gzip
     stream of zero bytes), so "ran, nothing there" differs from "never ran".
+
+    Checkpoints (the interface a resumable export needs from any writer): :meth:`checkpoint` ends the current
+    gzip member at that point of the data (so the object is a sequence of gzip members whose boundaries depend
+    only on where checkpoints fall in the data, and a resumed run writes the same bytes), makes everything
+    written so far durable as staged parts (see ``targets.py``) and hands what a resume needs to a callback;
+    ``resume=`` (that mapping) continues after it. :attr:`resumable` says whether the destination can stage.
     """
 
     def __init__(self, path: ObjectStoragePath, *, compression: str | None = "gzip",
-                 block_size: int | None = None) -> None:
+                 block_size: int | None = None, resume: Mapping[str, Any] | None = None) -> None:
         if compression not in COMPRESSIONS:
             raise ConfigurationError(
                 f"compression={compression!r} is not valid; allowed: 'gzip' or None"
@@ -151,10 +162,46 @@ class JsonLinesWriter:
         self.uncompressed_bytes = 0
         self.stale_removed = 0
         self.strategy = ""
+        self.resume = resume
+        self.checkpoints = 0
         self._target: AtomicTarget | None = None
         self._counter: _CountingStream | None = None
         self._sink: Any = None
         self._background: _BackgroundSink | None = None
+
+    @property
+    def resumable(self) -> bool:
+        """Whether :meth:`checkpoint` makes the bytes durable (the destination can stage parts)."""
+        return self._target is not None and self._target.resumable
+
+    def checkpoint(self, on_durable: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """A boundary in the data: end the gzip member here; with ``on_durable``, also make every byte so far
+        durable and call it (in the writer's thread, in order) with what :meth:`__init__`'s ``resume`` takes."""
+        if self._background is None or self._target is None:
+            raise RuntimeError("JsonLinesWriter is not open: use it as a context manager")
+        count, uncompressed, target, counter = self.count, self.uncompressed_bytes, self._target, self._counter
+        assert counter is not None
+
+        def boundary() -> None:
+            gz = self.compression == "gzip"
+            if gz:
+                self._sink.close()  # the member's trailer; the target stream stays open
+            if on_durable is not None and target.resumable:
+                # Staged up to the end of the member: the next member's header is the resumed run's to write.
+                staged = target.stage()
+                target.keep_staged = True  # a checkpoint refers to the parts from now on: a failure keeps them
+                self.checkpoints += 1
+                on_durable({"staged": staged, "count": count, "uncompressed_bytes": uncompressed,
+                            "bytes": counter.bytes})
+            if gz:
+                self._sink = self._gzip(counter)
+
+        self._background.write(boundary)
+
+    @staticmethod
+    def _gzip(stream: _CountingStream) -> gzip.GzipFile:
+        # filename="" and mtime=0: no name and no time in the header: identical input, identical bytes.
+        return gzip.GzipFile(filename="", mode="wb", fileobj=stream, compresslevel=GZIP_LEVEL, mtime=0)
 
     @property
     def bytes(self) -> int:
@@ -175,27 +222,33 @@ class JsonLinesWriter:
         self.strategy = target.strategy
         try:
             target.check()
+            target.lock(on_wait=lambda: log.info(
+                "Another run is writing %s; waiting for it to finish so the object is one run's output", self.uri))
+            if self.resume is not None:
+                target.resume(self.resume["staged"])  # StagedPartsMissing: the caller starts afresh
             self.stale_removed = target.cleanup_stale()
             raw = target.open()
-        except OSError as exc:
-            if not isinstance(exc, _CONFIG_ERRORS) and exc.errno not in _CONFIG_ERRNOS:
+        except BaseException as exc:
+            target.keep_staged = True  # nothing of this run was written: whatever is staged is not ours to drop
+            with contextlib.suppress(Exception):
+                target.discard()  # releases the lock
+            if not isinstance(exc, OSError) or (not isinstance(exc, _CONFIG_ERRORS)
+                                                and exc.errno not in _CONFIG_ERRNOS):
                 raise  # e.g. a network error: not the DAG author's to fix
             raise DestinationError(f"destination {self.uri} is not writable: {_why_not_writable(exc)}") from exc
         if self.stale_removed:
             log.info("Removed %d leftover(s) of an earlier interrupted write of %s", self.stale_removed, self.uri)
         self._counter = _CountingStream(raw)
+        if self.resume is not None:
+            self._counter.bytes = self.resume["bytes"]
+            self.count, self.uncompressed_bytes = self.resume["count"], self.resume["uncompressed_bytes"]
         try:
-            if self.compression == "gzip":
-                # filename="" and mtime=0: no name and no time in the header: identical input, identical bytes.
-                self._sink = gzip.GzipFile(filename="", mode="wb", fileobj=self._counter, compresslevel=GZIP_LEVEL,
-                                           mtime=0)
-            else:
-                self._sink = self._counter
+            self._sink = self._gzip(self._counter) if self.compression == "gzip" else self._counter
         except BaseException:
             target.discard()
             raise
         self._target = target
-        self._background = _BackgroundSink(self._sink)
+        self._background = _BackgroundSink(lambda chunk: self._sink.write(chunk))
         return self
 
     def __enter__(self) -> JsonLinesWriter:
@@ -207,7 +260,7 @@ class JsonLinesWriter:
 
     def write_lines(self, chunk: builtins.bytes) -> int:  # (the class has a "bytes" property)
         """Append ready-made JSON Lines (each line ending with a newline); returns how many lines."""
-        if self._sink is None:
+        if self._background is None:
             raise RuntimeError("JsonLinesWriter is not open: use it as a context manager")
         n = chunk.count(b"\n")
         if chunk and self._background is not None:
@@ -218,8 +271,8 @@ class JsonLinesWriter:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        target, sink, background = self._target, self._sink, self._background
-        self._sink = self._background = None
+        target, background = self._target, self._background
+        self._background = None
         if target is None:
             return
         if exc_type is not None:
@@ -234,8 +287,8 @@ class JsonLinesWriter:
         try:
             if background is not None:
                 background.finish()
-            if sink is not self._counter:
-                sink.close()  # gzip trailer; leaves the target stream open
+            if self._sink is not self._counter:
+                self._sink.close()  # gzip trailer; leaves the target stream open
             target.commit()
         except BaseException:
             with contextlib.suppress(Exception):

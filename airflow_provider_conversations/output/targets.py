@@ -25,10 +25,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import re
+import threading
+import time
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 if TYPE_CHECKING:
@@ -56,13 +60,33 @@ def _stale_pattern(name: str) -> re.Pattern[str]:
     return re.compile(rf"^\.{re.escape(name)}\.[0-9a-f]{{32}}\.tmp$")
 
 
+class StagedPartsMissing(Exception):
+    """A checkpoint's staged parts are gone or not what it recorded: the export cannot continue from it."""
+
+
 class AtomicTarget(ABC):
     """Where the bytes go until :meth:`commit` makes them the final object."""
 
     strategy: str
+    #: Whether :meth:`stage` can make the bytes written so far durable for a resumed run.
+    resumable = False
+    #: Set once a checkpoint refers to the staged parts: :meth:`discard` then leaves them for the retry.
+    keep_staged = False
 
     def check(self) -> None:  # noqa: B027  (optional: most targets find problems when they open)
         """Refuse a destination that cannot work before anything is written (raise OSError)."""
+
+    def lock(self, on_wait: Callable[[], None] | None = None) -> None:  # noqa: B027  (optional)
+        """Hold the object against a concurrent run of the same object until commit/discard (waits)."""
+
+    def resume(self, staged: Mapping[str, Any]) -> None:
+        """Continue after the parts :meth:`stage` recorded (call before :meth:`open`); raise
+        :class:`StagedPartsMissing` when they are not there as recorded."""
+        raise StagedPartsMissing(f"{self.strategy} cannot resume")
+
+    def stage(self) -> dict[str, Any]:
+        """Make every byte written so far durable as staged (hidden) parts; return what a resume needs."""
+        raise NotImplementedError(f"{self.strategy} cannot stage parts")
 
     @abstractmethod
     def cleanup_stale(self) -> int:
@@ -83,26 +107,87 @@ class AtomicTarget(ABC):
 
 class _LocalTarget(AtomicTarget):
     strategy = "local temp file + os.replace"
+    resumable = True
 
     def __init__(self, final: str) -> None:
         self.final = os.path.abspath(final)
         self.directory, self.name = os.path.split(self.final)
         self.temp = os.path.join(self.directory, _temp_name(self.name))
         self._file: BinaryIO | None = None
+        self._resume_size: int | None = None
+        self._lock: int | None = None
+        self._lock_path = ""
 
     def check(self) -> None:
         if os.path.isdir(self.final):  # os.replace() would fail only after the whole window was fetched
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), self.final)
 
+    def lock(self, on_wait: Callable[[], None] | None = None) -> None:
+        """``flock`` on a hidden ``.<name>.lock`` beside the object: a second run of the same object waits.
+
+        The holder removes the lock file when done; a waiter that then gets the lock of a removed file tries
+        again on the path's current file, so two runs never both hold it and nothing is left behind."""
+        os.makedirs(self.directory, exist_ok=True)
+        lock_path = os.path.join(self.directory, f".{self.name}.lock")
+        waited = False
+        while True:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    if on_wait is not None and not waited:
+                        on_wait()
+                    waited = True
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                try:
+                    current = os.stat(lock_path).st_ino
+                except FileNotFoundError:
+                    current = None
+            except BaseException:
+                os.close(fd)
+                raise
+            if current == os.fstat(fd).st_ino:
+                self._lock, self._lock_path = fd, lock_path
+                return
+            os.close(fd)  # the holder removed that file on its way out: lock the new one
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._lock_path)  # still holding the lock: see lock()
+            os.close(self._lock)  # releases the flock
+            self._lock = None
+
+    def resume(self, staged: Mapping[str, Any]) -> None:
+        temp, size = staged.get("temp"), staged.get("size")
+        if not (isinstance(temp, str) and _stale_pattern(self.name).match(temp) and isinstance(size, int)):
+            raise StagedPartsMissing(f"the checkpoint does not describe a staged file of {self.name}: {staged!r}")
+        path = os.path.join(self.directory, temp)
+        try:
+            on_disk = os.path.getsize(path)
+        except OSError:
+            raise StagedPartsMissing(f"the staged file {path} is gone") from None
+        if on_disk < size:
+            raise StagedPartsMissing(f"the staged file {path} holds {on_disk} bytes, the checkpoint {size}")
+        self.temp, self._resume_size = path, size
+
+    def stage(self) -> dict[str, Any]:
+        assert self._file is not None
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        return {"temp": os.path.basename(self.temp), "size": self._file.tell()}
+
     def cleanup_stale(self) -> int:
         pattern = _stale_pattern(self.name)
+        keep = os.path.basename(self.temp) if self._resume_size is not None else None
         try:
             names = os.listdir(self.directory)
         except FileNotFoundError:
             return 0
         removed = 0
         for name in names:
-            if pattern.match(name):
+            if pattern.match(name) and name != keep:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(self.directory, name))
                     removed += 1
@@ -110,67 +195,264 @@ class _LocalTarget(AtomicTarget):
 
     def open(self) -> BinaryIO:
         os.makedirs(self.directory, exist_ok=True)
-        self._file = open(self.temp, "xb")  # noqa: SIM115  (closed by commit/discard)
+        if self._resume_size is not None:
+            # Bytes after the checkpoint belong to pages the resumed walk fetches again.
+            self._file = open(self.temp, "r+b")  # noqa: SIM115  (closed by commit/discard)
+            self._file.truncate(self._resume_size)
+            self._file.seek(self._resume_size)
+        else:
+            self._file = open(self.temp, "xb")  # noqa: SIM115  (closed by commit/discard)
         return self._file
 
     def commit(self) -> None:
         assert self._file is not None
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        os.replace(self.temp, self.final)
-        # Durability of the rename; atomicity does not depend on it, and some filesystems refuse it.
-        with contextlib.suppress(OSError):
-            fd = os.open(self.directory, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            os.replace(self.temp, self.final)
+            # Durability of the rename; atomicity does not depend on it, and some filesystems refuse it.
+            with contextlib.suppress(OSError):
+                fd = os.open(self.directory, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        finally:
+            self._unlock()
 
     def discard(self) -> None:
-        if self._file is not None:
-            with contextlib.suppress(OSError):
-                self._file.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.temp)
+        """Drop the temp file, unless a checkpoint refers to it (``keep_staged``: the retry continues it)."""
+        try:
+            if self._file is not None:
+                with contextlib.suppress(OSError):
+                    self._file.close()
+            if not self.keep_staged:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.temp)
+        finally:
+            self._unlock()
 
 
 class _MultipartTarget(AtomicTarget):
-    """S3 through s3fs: a transactional file, i.e. a multipart upload completed on commit, aborted on discard."""
+    """S3: a multipart upload this target drives itself, completed on commit, aborted on discard.
+
+    Parts of ``block_size`` bytes (at least S3's 5 MiB minimum) go up as they fill. :meth:`stage` makes the rest
+    durable too: the bytes not yet in a part go to a hidden ``.<name>.<token>.tail`` object beside the final one,
+    and the upload id, part numbers, sizes and ETags are returned for the checkpoint. A resumed run checks the
+    parts with ``ListParts`` (ETags and sizes), reads the tail back, and goes on uploading from the next part
+    number. A small object (no part filled) is one PUT at commit. S3 never shows an incomplete multipart upload
+    as an object.
+    """
 
     strategy = "multipart upload, completed on success, aborted on failure"
+    resumable = True
+    MIN_PART = 5 * 2**20
+    DEFAULT_PART = 8 * 2**20
 
     def __init__(self, fs: Any, path: str, block_size: int | None) -> None:
         self.fs = fs
         self.path = fs._strip_protocol(path)
-        self.block_size = block_size
-        self._file: Any = None
+        self.bucket, self.key, _ = fs.split_path(self.path)
+        self.parent, _, self.name = self.key.rpartition("/")
+        self.part_size = max(block_size or self.DEFAULT_PART, self.MIN_PART)
+        self.token = uuid.uuid4().hex
+        self.upload_id: str | None = None
+        self.parts: list[dict[str, Any]] = []
+        self._buffer = bytearray()
+        self._tails: list[str] = []  # staged tail objects, oldest first
+        self._seq = 0
+        self._lease: str | None = None
+        self._lease_etag = ""
+
+    #: How long a lease on the object lasts without renewal: a killed run's lease holds the next run of the
+    #: object back at most this long (Airflow's default retry_delay is longer).
+    LEASE_SECONDS = 60.0
+
+    def lock(self, on_wait: Callable[[], None] | None = None) -> None:
+        """A lease object ``.<name>.lease`` beside the final one, created with ``If-None-Match: *`` and renewed
+        with ``If-Match`` by a thread while the write lasts; a second run waits until it is removed or expired."""
+        lease = f"{self.parent}/.{self.name}.lease" if self.parent else f".{self.name}.lease"
+        waited = False
+        while True:
+            etag = self._put_lease(lease, {"IfNoneMatch": "*"})
+            if etag is None:
+                try:
+                    head = self.fs.call_s3("head_object", Bucket=self.bucket, Key=lease)
+                except FileNotFoundError:
+                    continue  # released meanwhile: try again
+                if float((head.get("Metadata") or {}).get("expires", "0")) < time.time():
+                    etag = self._put_lease(lease, {"IfMatch": head["ETag"]})  # take over an expired lease
+            if etag is not None:
+                break
+            if on_wait is not None and not waited:
+                on_wait()
+            waited = True
+            time.sleep(1.0)
+        self._lease, self._lease_etag = lease, etag
+        self._lease_stop = threading.Event()
+        self._lease_thread = threading.Thread(target=self._renew, name="s3-lease", daemon=True)
+        self._lease_thread.start()
+
+    def _put_lease(self, lease: str, condition: dict[str, str]) -> str | None:
+        """Write the lease under ``condition``; its ETag, or ``None`` when the condition failed (HTTP 412)."""
+        expires = f"{time.time() + self.LEASE_SECONDS:.6f}"
+        try:
+            # The body makes each lease's ETag its own (If-Match compares ETags; empty bodies would all match).
+            response = self.fs.call_s3("put_object", Bucket=self.bucket, Key=lease,
+                                       Body=f"{self.token} {expires}".encode(),
+                                       Metadata={"owner": self.token, "expires": expires}, **condition)
+        except OSError as exc:
+            # s3fs turns 412 PreconditionFailed into FileExistsError (or an EINVAL OSError in older versions)
+            if isinstance(exc, FileExistsError | FileNotFoundError) or exc.errno == errno.EINVAL:
+                return None  # (FileNotFoundError: If-Match on a lease removed meanwhile)
+            raise
+        return str(response["ETag"])
+
+    def _renew(self) -> None:
+        lease = self._lease
+        assert lease is not None
+        while not self._lease_stop.wait(self.LEASE_SECONDS / 4):
+            try:
+                etag = self._put_lease(lease, {"IfMatch": self._lease_etag})
+            except Exception:  # S3 unreachable for a moment: try again at the next renewal
+                continue
+            if etag is None:
+                return  # taken over (this run stalled past the lease): its commit still writes a whole object
+            self._lease_etag = etag
+
+    def _unlock(self) -> None:
+        if self._lease is None:
+            return
+        self._lease_stop.set()
+        self._lease_thread.join()
+        with contextlib.suppress(Exception):
+            self.fs.call_s3("delete_object", Bucket=self.bucket, Key=self._lease)
+        self._lease = None
+
+    def _tail_key(self, seq: int) -> str:
+        name = f".{self.name}.{self.token}.{seq}.tail"
+        return f"{self.parent}/{name}" if self.parent else name
+
+    def _tail_pattern(self) -> re.Pattern[str]:
+        return re.compile(rf"^\.{re.escape(self.name)}\.[0-9a-f]{{32}}\.[0-9]+\.tail$")
+
+    def resume(self, staged: Mapping[str, Any]) -> None:
+        try:
+            token, upload_id, tail = staged["token"], staged["upload_id"], staged["tail"]
+            parts = [dict(p) for p in staged["parts"]]
+            if not isinstance(token, str) or not re.fullmatch("[0-9a-f]{32}", token):
+                raise ValueError(token)
+            if tail is not None and not (isinstance(tail, str) and self._tail_pattern().match(tail.rpartition("/")[2])):
+                raise ValueError(tail)
+        except (KeyError, TypeError, ValueError):
+            raise StagedPartsMissing(f"the checkpoint does not describe staged parts of {self.key}") from None
+        if upload_id is not None:
+            listed = self.fs.call_s3("list_parts", Bucket=self.bucket, Key=self.key, UploadId=upload_id,
+                                     MaxParts=1000) if parts else {}
+            have = {p["PartNumber"]: (p["ETag"], p["Size"]) for p in listed.get("Parts") or []}
+            for part in parts:
+                if have.get(part["n"]) != (part["etag"], part["size"]):
+                    raise StagedPartsMissing(f"part {part['n']} of upload {upload_id} to {self.key} is not the one "
+                                             "the checkpoint recorded (or the upload is gone)")
+        self.token, self.upload_id, self.parts = token, upload_id, parts
+        if tail is not None:
+            try:
+                data = self.fs.cat_file(f"{self.bucket}/{tail}")
+            except FileNotFoundError:
+                raise StagedPartsMissing(f"the staged tail object {tail} is gone") from None
+            if len(data) != staged.get("tail_size"):
+                raise StagedPartsMissing(f"the staged tail object {tail} is not the recorded size")
+            self._buffer = bytearray(data)
+            self._tails = [tail]
+            self._seq = int(tail.rsplit(".", 2)[-2])
 
     def cleanup_stale(self) -> int:
-        bucket, key, _ = self.fs.split_path(self.path)
-        response = self.fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix=key)
+        response = self.fs.call_s3("list_multipart_uploads", Bucket=self.bucket, Prefix=self.key)
         removed = 0
         for upload in response.get("Uploads") or []:
-            if upload.get("Key") == key:
-                self.fs.abort_mpu(bucket, key, upload["UploadId"])
+            if upload.get("Key") == self.key and upload["UploadId"] != self.upload_id:
+                self.fs.abort_mpu(self.bucket, self.key, upload["UploadId"])
                 removed += 1
+        pattern, own = self._tail_pattern(), {t.rpartition("/")[2] for t in self._tails}
+        try:
+            entries = self.fs.ls(f"{self.bucket}/{self.parent}", detail=False, refresh=True)
+        except FileNotFoundError:
+            entries = []
+        for entry in entries:
+            name = str(entry).rstrip("/").rpartition("/")[2]
+            if pattern.match(name) and name not in own:
+                with contextlib.suppress(FileNotFoundError):
+                    self.fs.rm_file(str(entry))
+                    removed += 1
         return removed
 
     def open(self) -> BinaryIO:
-        # fs._open, not fs.open: fs.open would also enlist the file in the (shared, cached) filesystem's
-        # transaction queue; this writer commits or discards it itself.
-        self._file = self.fs._open(self.path, mode="wb", block_size=self.block_size, autocommit=False)
-        return cast(BinaryIO, self._file)
+        return cast(BinaryIO, self)
+
+    # the stream the writer writes to
+    def write(self, data: bytes) -> int:
+        self._buffer += data
+        if len(self._buffer) >= self.part_size:
+            self._upload_part()
+        return len(data)
+
+    def flush(self) -> None:
+        """Parts go up when full (see :meth:`stage` for making the rest durable)."""
+
+    def _upload_part(self) -> None:
+        if self.upload_id is None:
+            self.upload_id = self.fs.call_s3("create_multipart_upload", Bucket=self.bucket, Key=self.key)["UploadId"]
+        number = len(self.parts) + 1
+        body = bytes(self._buffer)
+        etag = self.fs.call_s3("upload_part", Bucket=self.bucket, Key=self.key, UploadId=self.upload_id,
+                               PartNumber=number, Body=body)["ETag"]
+        self.parts.append({"n": number, "etag": etag, "size": len(body)})
+        self._buffer = bytearray()
+
+    def stage(self) -> dict[str, Any]:
+        tail: str | None = None
+        if self._buffer:
+            self._seq += 1
+            tail = self._tail_key(self._seq)
+            self.fs.pipe_file(f"{self.bucket}/{tail}", bytes(self._buffer))
+            self._tails.append(tail)
+        # The tail the previous checkpoint names stays until this one is saved: only older ones go now.
+        while len(self._tails) > (2 if tail is not None else 1):
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm_file(f"{self.bucket}/{self._tails.pop(0)}")
+        return {"token": self.token, "upload_id": self.upload_id, "parts": [dict(p) for p in self.parts],
+                "tail": tail, "tail_size": len(self._buffer)}
 
     def commit(self) -> None:
-        self._file.close()  # uploads the last part; nothing is visible yet
-        self._file.commit()  # complete the multipart upload (or one PUT for a small object)
+        if self.upload_id is None:
+            self.fs.call_s3("put_object", Bucket=self.bucket, Key=self.key, Body=bytes(self._buffer))
+        else:
+            if self._buffer or not self.parts:
+                self._upload_part()
+            self.fs.call_s3("complete_multipart_upload", Bucket=self.bucket, Key=self.key, UploadId=self.upload_id,
+                            MultipartUpload={"Parts": [{"PartNumber": p["n"], "ETag": p["etag"]}
+                                                       for p in self.parts]})
+        self.fs.invalidate_cache(self.path)
+        self._remove_tails()
+        self._unlock()  # (on a failed commit the writer calls discard, which unlocks)
+
+    def _remove_tails(self) -> None:
+        while self._tails:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm_file(f"{self.bucket}/{self._tails.pop()}")
 
     def discard(self) -> None:
-        if self._file is None:
-            return
-        self._file.discard()  # abort the multipart upload, if one was started
-        self._file.closed = True  # never flush a discarded buffer (e.g. from __del__)
+        self._buffer = bytearray()
+        try:
+            if self.keep_staged:
+                return
+            if self.upload_id is not None:
+                with contextlib.suppress(Exception):
+                    self.fs.abort_mpu(self.bucket, self.key, self.upload_id)
+            self._remove_tails()
+        finally:
+            self._unlock()
 
 
 class _TempObjectTarget(AtomicTarget):
@@ -222,4 +504,4 @@ def atomic_target(path: ObjectStoragePath, *, block_size: int | None = None) -> 
     return _TempObjectTarget(fs, path.path)
 
 
-__all__ = ["LOCAL_PROTOCOLS", "atomic_target", "is_local", "object_uri"]
+__all__ = ["LOCAL_PROTOCOLS", "AtomicTarget", "StagedPartsMissing", "atomic_target", "is_local", "object_uri"]

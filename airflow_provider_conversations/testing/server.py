@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 import random
 import re
+import signal
 import socket
 import struct
 import threading
@@ -95,6 +97,9 @@ class Faults:
     fail_status: int = 500
     fail_kind: str | None = None
     burst: int = 1
+    #: After this many successful pages, the process that sends the next request is killed with SIGKILL (once;
+    #: found through the request's socket, so it must run on this machine): a worker lost mid-export.
+    kill_after: int | None = None
 
     def __post_init__(self) -> None:
         unknown = {*self.schedule.values(), *self.every, *self.kinds} - set(ALL_KINDS)
@@ -109,6 +114,8 @@ class Faults:
         self._burst_left = 0
         #: Bursts started so far (each is ``burst`` consecutive faulty requests).
         self.bursts = 0
+        #: The pid ``kill_after`` killed, once it has (0: it found no other local process to kill).
+        self.killed: int | None = None
 
     def possible_kinds(self) -> set[str]:
         """Every kind these settings can produce (a simulator refuses kinds its vendor cannot serve)."""
@@ -627,6 +634,8 @@ def _make_handler(sim: VendorSimulator) -> type[BaseHTTPRequestHandler]:
                 sim.stats.connections += 1
 
         def do_GET(self) -> None:
+            if self._kill_requested():
+                return
             parts = urlsplit(self.path)
             request = SimRequest(
                 method="GET",
@@ -672,4 +681,46 @@ def _make_handler(sim: VendorSimulator) -> type[BaseHTTPRequestHandler]:
                 # The client gave up first (a ``slow`` answer after its read timeout): nothing to report.
                 self.close_connection = True
 
+        def _kill_requested(self) -> bool:
+            """``Faults.kill_after``: SIGKILL the requesting process, and answer nothing."""
+            faults = sim.faults
+            with sim.lock:
+                due = (faults.kill_after is not None and faults.killed is None
+                       and sim.stats.ok_pages >= faults.kill_after)
+                if not due:
+                    return False
+                pid = peer_pid(self.client_address[1])
+                faults.killed = pid or 0  # 0: the requester is this process (or not on this machine): no kill
+                if pid is None:
+                    return False
+            os.kill(pid, signal.SIGKILL)
+            self.close_connection = True
+            return True
+
     return Handler
+
+
+def peer_pid(client_port: int) -> int | None:
+    """The pid of the local process whose TCP socket has ``client_port`` (Linux ``/proc``), or ``None``."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == client_port:
+                inodes.add(f"socket:[{fields[9]}]")
+    own = os.getpid()
+    for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+        if pid == own:
+            continue
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+            if any(os.readlink(f"/proc/{pid}/fd/{fd}") in inodes for fd in fds):
+                return pid
+        except OSError:
+            continue
+    return None

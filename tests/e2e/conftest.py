@@ -60,6 +60,9 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
         env = {
             **standalone_env(home, output, port),
             "CONVERSATIONS_SENSOR_POKE_SECONDS": "2",
+            # dags_examples/resumable_backfill.py: many pages and checkpoints in a small window (test_resume_kill)
+            "CONVERSATIONS_RESUME_PAGE_SIZE": "10",
+            "CONVERSATIONS_RESUME_CHECKPOINT_EVERY_PAGES": "5",
             **{f"AIRFLOW_CONN_{v.upper()}_DEFAULT": json.dumps(s.connection(f"{v}_default")) for v, s in sims.items()},
         }
         log = base / "standalone.log"
