@@ -16,12 +16,14 @@ from airflow_provider_conversations.testing.dataset import DEFAULT_START
 
 pytestmark = pytest.mark.e2e
 
+#: Every form also offers the rate budget extras (rate_limit, rate_limit_storage).
+BUDGET = {"rate_limit", "rate_limit_storage"}
 FIELDS = {
-    "polyai": {"region", "account_id", "project_id", "client_env", "api_version", "verify_ssl"},
-    "elevenlabs": {"region", "verify_ssl"},
-    "parrotmob": {"account_id", "verify_ssl"},
-    "anyreach": {"org_id", "verify_ssl"},
-    "replyful": {"verify_ssl"},
+    "polyai": {"region", "account_id", "project_id", "client_env", "api_version", "verify_ssl", *BUDGET},
+    "elevenlabs": {"region", "verify_ssl", *BUDGET},
+    "parrotmob": {"account_id", "verify_ssl", *BUDGET},
+    "anyreach": {"org_id", "verify_ssl", *BUDGET},
+    "replyful": {"verify_ssl", *BUDGET},
 }
 
 
