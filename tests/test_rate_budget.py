@@ -170,7 +170,7 @@ def test_concurrent_threads_never_get_more_slots_than_the_limit_per_window(froze
     granted, waits = _race(budget)
     assert granted == 10
     assert len(waits) == 8 * 25 - 10
-    assert all(w == pytest.approx(60.0) for w in waits)
+    assert all(w == pytest.approx(60.0 + 1.2) for w in waits)  # plus the 2% margin for the vendor's clock
     frozen.now += 59.999
     assert _race(budget)[0] == 0  # the window has not moved past any slot yet
     frozen.now += 0.002

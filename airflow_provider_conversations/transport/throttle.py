@@ -148,6 +148,15 @@ def key_digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()[:16]
 
 
+def slot_margin(limit: RateLimit | None) -> float:
+    """Extra wait after a slot frees: 2% of the window, at least 50 ms.
+
+    A slot is stamped when the request is handed out; the vendor stamps it on arrival, later by a varying
+    delay (a new connection, a busy machine). A request sent the instant the oldest slot frees could arrive
+    before the vendor's own window has moved past its oldest request, and meet a 429."""
+    return max(0.05, 0.02 * limit.seconds) if limit else 0.0
+
+
 class RateBudget:
     """A moving-window request budget for one API key, in process or in a storage shared by every worker.
 
@@ -215,7 +224,7 @@ class RateBudget:
             if not self._fall_back(exc):
                 raise
             return self.acquire(take_slot=take_slot)
-        return max(reset - time.time(), 0.001), self.describe()
+        return max(reset - time.time(), 0.001) + slot_margin(self.limit), self.describe()
 
     def pause(self, seconds: float) -> None:
         """Publish "nobody sends before now + ``seconds``" (in process, the throttle's own gate does this)."""
