@@ -170,7 +170,9 @@ class Columns:
             id_field = self.id_field
             ids = [None if (v := r.get(id_field)) is None else str(v) for r in records]
             times = [key.of(r) for r in records]
-            raw = [dumps(r) for r in records]
+            # str, not bytes: a list of orjson's bytes kept alive costs about twice the encoding itself
+            # (measured: 0.6 against 0.27 s per 100,000 PolyAI records), while decoded text does not.
+            raw = [dumps(r).decode() for r in records]
             return pa.RecordBatch.from_arrays(
                 [pa.array(ids, pa.string()), pa.array(times, self._ts), pa.array(raw, pa.string())],
                 schema=self.schema)
@@ -186,7 +188,8 @@ class Columns:
         if any("messages" in r for r in records):
             messages = pa.array([_messages(r.get("messages")) for r in records], self._messages_text).cast(
                 self.schema.field("messages").type)
-        raws = [dumps(r["raw"]) if "raw" in r else None for r in records]  # absent: exclude_fields=["raw"]
+        # absent: exclude_fields=["raw"]; decoded as in the raw schema (cheaper than a list of bytes)
+        raws = [dumps(r["raw"]).decode() if "raw" in r else None for r in records]
         duration = [v if isinstance(v := r.get("duration_seconds"), int | float) and not isinstance(v, bool)
                     else None for r in records]
         arrays = [
