@@ -350,7 +350,11 @@ class FixedWindow:
         return page(conv(n, f"2026-11-20T10:{n:02d}:00.000Z"), more=more, cursor=f"c{n}" if more else None)["json"]
 
 
-def test_low_remaining_spreads_requests_instead_of_hitting_the_limit(replyful, requests_mock, fake_clock):
+def test_low_remaining_spreads_requests_instead_of_hitting_the_limit(set_connection, requests_mock, fake_clock):
+    """Without a rate budget (extra rate_limit "none"), the headers alone pace the walk: what is left of the
+    window is spread over it."""
+    set_connection("replyful_default", {"conn_type": "replyful", "host": BASE, "password": KEY,
+                                        "extra": {"rate_limit": "none"}})
     hook = fast(page_size=1)
     clock = fake_clock(hook)
     server = FixedWindow(clock, limit=100, window=30.0, left=3, pages=8)
@@ -363,6 +367,22 @@ def test_low_remaining_spreads_requests_instead_of_hitting_the_limit(replyful, r
     # never more requests in the first window than it had left
     assert len([t for t in server.times if t - server.times[0] < 30.0]) <= 3
     assert server.times[-1] - server.times[0] >= 30.0
+
+
+def test_with_its_budget_the_hook_uses_what_is_left_then_waits_for_the_reset(replyful, requests_mock, fake_clock):
+    """With Replyful's default budget (100 / 60 s, no larger than the announced limit) the budget already keeps the
+    walk within the window, so what is left goes at once and the used-up window pauses until its reset: no 429,
+    never more than was left, and no slower than spreading."""
+    hook = fast(page_size=1)
+    clock = fake_clock(hook)
+    server = FixedWindow(clock, limit=100, window=30.0, left=3, pages=8)
+    requests_mock.get(URL, json=server)
+    got = [c["id"] for c in hook.iter_conversations(START, END)]
+    assert got == [f"conv_{n}" for n in range(8)]
+    assert (server.throttled, hook.stats.retries) == (0, 0)
+    assert len([t for t in server.times if t - server.times[0] < 30.0]) == 3
+    assert server.times[3] - server.times[0] >= 30.0
+    assert hook.stats.throttle_waits == 1
 
 
 def test_a_hook_ignoring_the_headers_is_throttled_by_the_same_server(replyful, requests_mock, fake_clock):

