@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -151,3 +152,23 @@ def test_parallel_parquet_exports_take_no_checkpoints(tmp_path, sim, set_connect
     assert store.sets == 0
     assert "max_parallel=2: no checkpoints (resuming is for sequential exports)" in logs()
     assert_exactly_once(pq_ids(the_object(tmp_path).read_bytes()), s.ground_truth(*WINDOW))
+
+
+def test_a_checkpoint_is_never_continued_where_segments_cannot_be_staged():
+    from airflow.sdk import ObjectStoragePath
+    from airflow.sdk.io import attach
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    from airflow_provider_conversations.output.targets import StagedPartsMissing
+
+    attach("memory", fs=MemoryFileSystem())
+    path = ObjectStoragePath(f"memory://bucket/{uuid.uuid4().hex}/conversations.parquet")  # temp object + move
+    resume = {"staged": {"token": "0" * 32, "segments": []}, "count": 40, "bytes": 0, "uncompressed_bytes": 0}
+    writer = parquet.ParquetWriter(path, columns=parquet.Columns("normalized"), resume=resume)
+    with pytest.raises(StagedPartsMissing, match="cannot hold staged segments"):
+        writer.open()
+    with parquet.ParquetWriter(path, columns=parquet.Columns("normalized"), checkpointed=True) as out:
+        out.write_records([{"id": "a", "created_at": "2026-11-17T00:00:00Z"}])
+        out.checkpoint(lambda state: pytest.fail(f"nothing is durable here, yet a checkpoint was saved: {state}"))
+    assert out.checkpoints == 0
+    assert pq_ids(path.read_bytes()) == ["a"]

@@ -571,6 +571,8 @@ class ParquetWriter:
         segments = _Segments(self.path, self.columns.schema) if self.checkpointed and target.resumable else None
         try:
             target.check()
+            if self.resume is not None and segments is None:  # never continue the walk without its records
+                raise StagedPartsMissing(f"{self.uri} cannot hold staged segments ({target.strategy})")
             if segments is not None:
                 target.lock(on_wait=lambda: log.info(
                     "Another run is writing %s; waiting for it to finish so the object is one run's output",
