@@ -159,3 +159,51 @@ def test_an_expired_lease_of_a_killed_run_is_taken_over(s3):  # noqa: F811  (the
     with JsonLinesWriter(ObjectStoragePath(f"s3://{s3.bucket}/e/conversations.jsonl.gz", conn_id=AWS_CONN)) as out:
         out.write_records([{"id": 1}])
     assert keys(s3, "e/") == ["e/conversations.jsonl.gz"]
+
+
+def test_a_parquet_export_resumes_on_s3_from_its_segments_byte_identical(s3, sim, set_connection, monkeypatch):  # noqa: F811  (the s3 fixture)
+    import io
+
+    import pyarrow.parquet as pq
+
+    from airflow_provider_conversations.output import parquet
+
+    monkeypatch.setattr(parquet, "ROW_GROUP_ROWS", 50)  # row groups, pages and checkpoints fall apart
+    s = sim("polyai", conversations=600, span=timedelta(hours=3))
+    set_connection("polyai", s.connection())
+
+    def op(**kwargs: Any) -> ConversationsToObjectStorageOperator:
+        kwargs.setdefault("checkpoint_every_pages", 3)
+        return ConversationsToObjectStorageOperator(
+            task_id="export", conn_id="polyai", destination=f"s3://{s3.bucket}/lake/", destination_conn_id=AWS_CONN,
+            page_size=20, file_format="parquet", hook_params={"max_attempts": 1}, **kwargs)
+
+    reference_manifest = op().execute(context(DictStore()))
+    key = reference_manifest["uri"].removeprefix(f"s3://{s3.bucket}/")
+    reference = get(s3, key)
+    requests = s.stats.ok_pages
+    assert keys(s3, "lake/") == [key], "no segment is left"
+    table = pq.read_table(io.BytesIO(reference))
+    assert sorted(table.column("id").to_pylist()) == sorted(s.ground_truth(*WINDOW))
+    s3.delete_object(Bucket=s3.bucket, Key=key)
+    op(checkpoint_every_pages=None).execute(context(DictStore()))
+    assert get(s3, key) == reference, "the same bytes as an export without checkpoints"
+    for fail_after in range(1, requests):
+        s3.delete_object(Bucket=s3.bucket, Key=key)
+        store = DictStore()
+        s.faults = Faults(fail_after=s.stats.ok_pages + fail_after)
+        with pytest.raises(Exception):  # noqa: B017,PT011
+            op().execute(context(store))
+        assert key not in keys(s3, "lake/"), "no partial object is visible"
+        staged = [k.rpartition("/")[2] for k in keys(s3, "lake/")]
+        assert len(staged) == fail_after // 3, "one hidden segment per checkpoint taken"
+        assert all(k.endswith(".segment") and k.startswith(".") for k in staged)
+        s.faults = Faults()
+        before = s.stats.ok_pages
+        manifest = op().execute(context(store))
+        assert get(s3, key) == reference, f"byte-identical after a failure after {fail_after} good requests"
+        assert manifest["resumed_from_page"] == (None if fail_after < 3 else fail_after // 3 * 3 + 1)
+        assert s.stats.ok_pages - before == requests - fail_after // 3 * 3
+        assert store.data == {}
+        assert keys(s3, "lake/") == [key], "no segment or lease is left"
+        assert uploads(s3) == []

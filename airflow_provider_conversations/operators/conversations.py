@@ -405,20 +405,26 @@ class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
             self.log.info("Exporting %s conversations (%s) %s to %s into %s", hook.hook_name, self.time_key,
                           iso_z(window.start), iso_z(window.end), object_uri(path))
             if self.file_format == "parquet":
-                out_pq = ParquetWriter(
-                    path, compression=self.compression,
-                    columns=Columns(self.output_format, id_field=hook.id_field, time_key=plan.key),
-                    metadata=file_metadata(self._identity(hook, window, filters)))
-                try:
-                    out_pq.open()  # before the first request: an unwritable destination costs no API call
-                except DestinationError as exc:
-                    raise self._fail(str(exc), DestinationError) from None
+                checkpoints = self._checkpoints(context, hook, window, filters, plan, path)
+                saved = checkpoints.load() if checkpoints is not None else None
+                out_pq = self._open_parquet(path, hook, window, filters, plan, checkpoints, saved)
+                if saved is not None and out_pq.resume is None:
+                    saved = None  # its staged segments are gone (logged): from the window start
+                resumed_from = saved["walk"]["number"] + 1 if saved is not None else None
+                if saved is not None:
+                    self.log.info("Resuming from page %d of the window: %d conversations already written (staged "
+                                  "segments) by an earlier try", resumed_from, out_pq.count)
                 with out_pq:
-                    self._write_parquet(out_pq, self._shaped(hook, plan, shaper, progress),
-                                        parallel=plan.workers > 1)
+                    shaped = self._shaped(hook, plan, shaper, progress, saved["walk"] if saved else None,
+                                          out_pq.count)
+                    if checkpoints is None:
+                        self._write_parquet(out_pq, shaped, parallel=plan.workers > 1)
+                    else:
+                        self._write_parquet_checkpointed(shaped, out_pq, checkpoints)
+                if checkpoints is not None:
+                    checkpoints.clear()
                 out: JsonLinesWriter | ParquetWriter = out_pq
-                resumed_from = None
-                checkpoints_taken = 0
+                checkpoints_taken = out_pq.checkpoints
             else:
                 checkpoints = self._checkpoints(context, hook, window, filters, plan, path)
                 saved = checkpoints.load() if checkpoints is not None else None
@@ -481,6 +487,41 @@ class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
         batches = ((page, out.columns.batch(records)) for page, records in shaped)
         for batch in in_walk_order(batches, ArrowParts(out.columns.schema), parallel=True):
             out.write_batch(batch)
+
+    def _open_parquet(self, path: ObjectStoragePath, hook: ConversationsHook, window: Window,
+                      filters: Mapping[str, Any], plan: WalkPlan, checkpoints: Checkpoints | None,
+                      saved: Mapping[str, Any] | None) -> ParquetWriter:
+        """The Parquet writer, opened before the first request (an unwritable destination costs no API call),
+        continuing the checkpoint's staged segments when they are there as recorded."""
+
+        def writer(resume: Mapping[str, Any] | None) -> ParquetWriter:
+            return ParquetWriter(
+                path, compression=self.compression,
+                columns=Columns(self.output_format, id_field=hook.id_field, time_key=plan.key),
+                metadata=file_metadata(self._identity(hook, window, filters)),
+                checkpointed=checkpoints is not None, resume=resume)
+
+        try:
+            try:
+                return writer(saved["output"] if saved else None).open()
+            except StagedPartsMissing as exc:
+                self.log.warning("Ignoring the checkpoint: %s; starting from the window start", exc)
+            return writer(None).open()
+        except DestinationError as exc:
+            raise self._fail(str(exc), DestinationError) from None
+
+    def _write_parquet_checkpointed(self, pages: Iterator[tuple[Page, list[dict[str, Any]]]], out: ParquetWriter,
+                                    checkpoints: Checkpoints) -> None:
+        """Sequential Parquet with checkpoints: every ``checkpoint_every_pages`` pages of the window the records
+        so far become a durable segment and the walk's position is saved (see ``_write_checkpointed``)."""
+        every = self.checkpoint_every_pages
+        for page, records in pages:
+            out.write_records(records)
+            if every is None or page.number % every or page.resume_state is None:
+                continue
+            state = page.resume_state()
+            if state is not None and state["next"] is not None:  # at the walk's end nothing is left to resume
+                out.checkpoint(partial(checkpoints.save, state))
 
     def _identity(self, hook: ConversationsHook, window: Window, filters: Mapping[str, Any]) -> dict[str, Any]:
         """What a Parquet file says about itself (its key-value metadata): the manifest's identity and window,

@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
+import re
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -40,7 +43,13 @@ from airflow_provider_conversations.output.storage import (
     DestinationError,
     _why_not_writable,
 )
-from airflow_provider_conversations.output.targets import AtomicTarget, atomic_target, object_uri
+from airflow_provider_conversations.output.targets import (
+    AtomicTarget,
+    StagedPartsMissing,
+    atomic_target,
+    is_local,
+    object_uri,
+)
 from airflow_provider_conversations.windows import iso_z
 
 if TYPE_CHECKING:
@@ -309,6 +318,170 @@ class ArrowParts:
         self._parts.clear()
 
 
+class _Segments:
+    """The checkpointed records of a resumable Parquet export: one hidden Arrow IPC stream (zstd) per checkpoint
+    interval, ``.<name>.<token>.<n>.segment`` beside the object (local: fsync'ed; remote: one object each).
+
+    Why not the Parquet bytes themselves: pyarrow cannot reopen a Parquet file, and the footer (every row group's
+    offsets and statistics) can only be written by the writer that wrote the row groups. So a checkpointed
+    export spools its records here, and at the end writes the Parquet file in one pass from the segments, in
+    row groups of ``row_group_rows`` records of the walk as always: the same records give the same bytes whether
+    the segments came from one try or several. Arrow IPC round-trips Arrow data exactly.
+    """
+
+    def __init__(self, path: ObjectStoragePath, schema: pa.Schema) -> None:
+        self.pa = require_pyarrow()
+        self.schema = schema
+        self.local = is_local(path)
+        self.fs = None if self.local else path.fs
+        full: str = os.path.abspath(path.path) if self.local else path.fs._strip_protocol(path.path)
+        self.directory, _, self.name = full.rpartition("/")
+        self.token = uuid.uuid4().hex
+        #: (file name, size, a local copy to replay from or None: read it back from storage)
+        self.done: list[tuple[str, int, BinaryIO | None]] = []
+        self._file: BinaryIO | None = None
+        self._stream: Any = None
+        self._options = self.pa.ipc.IpcWriteOptions(compression="zstd")
+
+    def pattern(self) -> re.Pattern[str]:
+        return re.compile(rf"^\.{re.escape(self.name)}\.[0-9a-f]{{32}}\.[0-9]+\.segment$")
+
+    def _where(self, name: str) -> str:
+        return f"{self.directory}/{name}"
+
+    def _size(self, name: str) -> int:
+        if self.local:
+            return os.path.getsize(self._where(name))
+        assert self.fs is not None
+        return int(self.fs.size(self._where(name)))
+
+    def resume(self, staged: Mapping[str, Any]) -> None:
+        """Continue the segments a checkpoint names, when each is there with its recorded size."""
+        try:
+            token, segments = staged["token"], [(str(n), int(z)) for n, z in staged["segments"]]
+            if not (isinstance(token, str) and re.fullmatch("[0-9a-f]{32}", token)):
+                raise ValueError(token)
+            pattern = self.pattern()
+            if not all(pattern.match(n) and f".{token}." in n for n, _ in segments):
+                raise ValueError(segments)
+        except (KeyError, TypeError, ValueError):
+            raise StagedPartsMissing(f"the checkpoint does not describe staged segments of {self.name}") from None
+        for name, size in segments:
+            try:
+                found = self._size(name)
+            except FileNotFoundError:
+                raise StagedPartsMissing(f"the staged segment {self._where(name)} is gone") from None
+            if found != size:
+                raise StagedPartsMissing(f"the staged segment {self._where(name)} holds {found} bytes, the "
+                                         f"checkpoint {size}")
+        self.token = token
+        self.done = [(n, z, None) for n, z in segments]
+
+    def cleanup_stale(self) -> int:
+        """Remove segments of other (interrupted, unresumed) tries of this object; keep the resumed ones."""
+        pattern, own = self.pattern(), {n for n, _, _ in self.done}
+        if self.local:
+            try:
+                names = os.listdir(self.directory)
+            except FileNotFoundError:
+                return 0
+        else:
+            assert self.fs is not None
+            try:
+                names = [str(e).rstrip("/").rpartition("/")[2]
+                         for e in self.fs.ls(self.directory, detail=False, refresh=True)]
+            except FileNotFoundError:
+                return 0
+        stale = [n for n in names if pattern.match(n) and n not in own]
+        for name in stale:
+            self._remove(name)
+        return len(stale)
+
+    def _remove(self, name: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            if self.local:
+                os.unlink(self._where(name))
+            else:
+                assert self.fs is not None
+                self.fs.rm_file(self._where(name))
+
+    def _next_name(self) -> str:
+        return f".{self.name}.{self.token}.{len(self.done) + 1}.segment"
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if self._stream is None:
+            if self.local:
+                os.makedirs(self.directory, exist_ok=True)
+                self._file = open(self._where(self._next_name()), "xb+")  # noqa: SIM115  (closed by close())
+            else:
+                self._file = tempfile.TemporaryFile(prefix="conversations-segment-")  # noqa: SIM115
+            self._stream = self.pa.ipc.new_stream(self.pa.PythonFile(self._file, mode="w"), self.schema,
+                                                  options=self._options)
+        self._stream.write_batch(batch)
+
+    def seal(self) -> dict[str, Any]:
+        """Make the records written since the last seal durable as a segment; what a checkpoint records."""
+        if self._stream is not None:
+            f, name = self._file, self._next_name()
+            assert f is not None
+            self._stream.close()
+            self._stream = self._file = None
+            f.flush()
+            if self.local:
+                os.fsync(f.fileno())
+                with contextlib.suppress(OSError):  # the new name's durability; some filesystems refuse it
+                    fd = os.open(self.directory, os.O_RDONLY)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+            else:
+                assert self.fs is not None
+                f.seek(0)
+                self.fs.pipe_file(self._where(name), f.read())
+            self.done.append((name, f.tell(), f))
+        return {"token": self.token, "segments": [[n, z] for n, z, _ in self.done]}
+
+    def replay(self) -> Iterator[pa.RecordBatch]:
+        """Every segment's batches, in order (the open one sealed first, without durability: the end is near)."""
+        if self._stream is not None:
+            self._stream.close()
+            assert self._file is not None
+            self.done.append((self._next_name(), self._file.tell(), self._file))
+            self._stream = self._file = None
+        for name, _, f in self.done:
+            if f is not None:
+                f.seek(0)
+                source: Any = f
+            elif self.local:
+                source = open(self._where(name), "rb")  # noqa: SIM115  (closed below)
+            else:
+                assert self.fs is not None
+                source = self.fs.open(self._where(name), "rb")
+            try:
+                yield from self.pa.ipc.open_stream(self.pa.PythonFile(source, mode="r"))
+            finally:
+                if f is None:
+                    source.close()
+
+    def close(self, *, keep: int) -> None:
+        """Close the local files and remove every segment after the first ``keep`` (the ones the last saved
+        checkpoint names stay for the retry)."""
+        if self._stream is not None:
+            with contextlib.suppress(Exception):
+                self._stream.close()
+            assert self._file is not None
+            self.done.append((self._next_name(), 0, self._file))
+            self._stream = self._file = None
+        for i, (name, _, f) in enumerate(self.done):
+            if f is not None:
+                with contextlib.suppress(OSError):
+                    f.close()
+            if i >= keep:
+                self._remove(name)
+        self.done = []
+
+
 class ParquetWriter:
     """Write records to one object as Parquet, atomically, in row groups of ``row_group_rows``; use as a
     context manager::
@@ -319,11 +492,16 @@ class ParquetWriter:
         out.count, out.bytes
 
     No record means a valid Parquet file with the schema and no row group ("ran, nothing there").
+
+    Checkpoints (``checkpointed=True``, the interface :class:`JsonLinesWriter` has): records are spooled to
+    hidden segments (:class:`_Segments`) and the Parquet file is written from them at the end; :meth:`checkpoint`
+    makes the records so far durable as a segment and hands what ``resume=`` takes to a callback.
     """
 
     def __init__(self, path: ObjectStoragePath, *, columns: Columns, compression: str | None = DEFAULT_COMPRESSION,
                  metadata: Mapping[str, str] | None = None, row_group_rows: int | None = None,
-                 block_size: int | None = None) -> None:
+                 block_size: int | None = None, checkpointed: bool = False,
+                 resume: Mapping[str, Any] | None = None) -> None:
         if compression not in COMPRESSIONS:
             raise ConfigurationError(
                 f"compression={compression!r} is not valid for Parquet; allowed: "
@@ -352,6 +530,34 @@ class ParquetWriter:
         self._records: list[Mapping[str, Any]] = []
         self._batches: list[pa.RecordBatch] = []
         self._buffered = 0
+        self.checkpointed = checkpointed or resume is not None
+        self.resume = resume
+        self.checkpoints = 0
+        self._segments: _Segments | None = None
+        self._kept = 0  # segments the last saved checkpoint names: kept for a retry if this try fails
+
+    @property
+    def resumable(self) -> bool:
+        """Whether :meth:`checkpoint` saves anything (checkpointed, onto a destination that can stage)."""
+        return self._segments is not None
+
+    def checkpoint(self, on_durable: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """Make every record so far durable (a segment) and call ``on_durable`` with what ``resume=`` takes."""
+        if self._writer is None:
+            raise RuntimeError("ParquetWriter is not open: use it as a context manager")
+        if self._segments is None or on_durable is None:
+            return
+        self._spool()
+        staged = self._segments.seal()
+        on_durable({"staged": staged, "count": self.count, "bytes": 0, "uncompressed_bytes": 0})
+        self.checkpoints += 1
+        self._kept = len(staged["segments"])
+
+    def _spool(self) -> None:
+        if self._records:
+            assert self._segments is not None
+            self._segments.write(self.columns.batch(self._records))
+            self._records = []
 
     @property
     def bytes(self) -> int:
@@ -365,14 +571,31 @@ class ParquetWriter:
             return self
         target = atomic_target(self.path, block_size=self.block_size)
         self.strategy = target.strategy
+        segments = _Segments(self.path, self.columns.schema) if self.checkpointed and target.resumable else None
         try:
             target.check()
-            self.stale_removed = target.cleanup_stale()
+            if self.resume is not None and segments is None:  # never continue the walk without its records
+                raise StagedPartsMissing(f"{self.uri} cannot hold staged segments ({target.strategy})")
+            if segments is not None:
+                target.lock(on_wait=lambda: log.info(
+                    "Another run is writing %s; waiting for it to finish so the object is one run's output",
+                    self.uri))
+                if self.resume is not None:
+                    segments.resume(self.resume["staged"])  # StagedPartsMissing: the caller starts afresh
+                self.stale_removed += segments.cleanup_stale()
+            self.stale_removed += target.cleanup_stale()
             raw = target.open()
-        except OSError as exc:
-            if not isinstance(exc, _CONFIG_ERRORS) and exc.errno not in _CONFIG_ERRNOS:
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                target.discard()  # releases the lock
+            if not isinstance(exc, OSError) or (not isinstance(exc, _CONFIG_ERRORS)
+                                                and exc.errno not in _CONFIG_ERRNOS):
                 raise
             raise DestinationError(f"destination {self.uri} is not writable: {_why_not_writable(exc)}") from exc
+        if segments is not None and self.resume is not None:
+            self.count = self.resume["count"]
+            self._kept = len(segments.done)
+        self._segments = segments
         if self.stale_removed:
             log.info("Removed %d leftover(s) of an earlier interrupted write of %s", self.stale_removed, self.uri)
         self._counter = _CountingStream(raw)
@@ -404,6 +627,14 @@ class ParquetWriter:
         if self._writer is None:
             raise RuntimeError("ParquetWriter is not open: use it as a context manager")
         n = 0
+        if self._segments is not None:  # spooled; row groups are cut when the file is written at the end
+            for record in records:
+                self._records.append(record)
+                n += 1
+                if len(self._records) >= self.row_group_rows:
+                    self._spool()
+            self.count += n
+            return n
         for record in records:
             self._records.append(record)
             n += 1
@@ -451,6 +682,7 @@ class ParquetWriter:
         target, writer, groups = self._target, self._writer, self._groups
         if target is None or groups is None:
             return
+        segments, self._segments = self._segments, None
         if exc_type is not None:
             self._writer = self._groups = None
             self._records, self._batches, self._buffered = [], [], 0
@@ -459,11 +691,21 @@ class ParquetWriter:
                     groups.finish()
                 with contextlib.suppress(Exception):
                     writer.close()  # into the discarded target: never a footer on a final object
+                if segments is not None:
+                    segments.close(keep=self._kept)
                 target.discard()
             except Exception:
                 log.warning("Could not discard the partial write of %s", self.uri, exc_info=True)
             return
         try:
+            if segments is not None:
+                self._segments = segments
+                self._spool()
+                self._segments = None
+                for batch in segments.replay():
+                    self._batches.append(batch)
+                    self._buffered += batch.num_rows
+                    self._emit()
             self._flush_records(emit=False)
             self._emit(final=True)
             groups.finish()
@@ -474,9 +716,15 @@ class ParquetWriter:
         except BaseException:
             with contextlib.suppress(Exception):
                 groups.finish()
+            if segments is not None:
+                with contextlib.suppress(Exception):
+                    segments.close(keep=self._kept)
             with contextlib.suppress(Exception):
                 target.discard()
             raise
+        else:
+            if segments is not None:
+                segments.close(keep=0)  # the object is whole: the segments are not needed any more
         finally:
             self._writer = self._groups = None
 
