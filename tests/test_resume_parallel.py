@@ -17,11 +17,13 @@ import orjson
 import pytest
 
 from airflow_provider_conversations.engine.parallel import PARTS_PER_WORKER
+from airflow_provider_conversations.operators.conversations import ConversationsToObjectStorageOperator
 from airflow_provider_conversations.tasks.checkpoint import KEY
 from airflow_provider_conversations.testing import Faults
 from airflow_provider_conversations.windows import Window, iso_z
 from tests.helpers import assert_exactly_once
 from tests.test_resume import VENDORS, WINDOW, DictStore, context, hidden_files, ids, operator, the_object
+from tests.test_s3_export import AWS_CONN, get, keys, moto_url, s3, uploads  # noqa: F401  (fixtures)
 
 WORKERS = 4
 PAGE = 5
@@ -172,3 +174,48 @@ def test_missing_part_files_mean_a_fresh_start_with_a_log_line(tmp_path, sim, se
     assert hidden_files(dest) == []
     assert "Ignoring the checkpoint: the staged part file" in logs()
     assert "is gone" in logs()
+
+
+def test_a_parallel_export_resumes_on_s3_byte_identical(s3, sim, set_connection):  # noqa: F811  (the s3 fixture)
+    """On S3 the part files are hidden objects beside the final key; none is visible after success."""
+    s = sim("polyai", **VENDORS["polyai"])
+    set_connection("polyai", s.connection())
+
+    def op() -> ConversationsToObjectStorageOperator:
+        return ConversationsToObjectStorageOperator(
+            task_id="export", conn_id="polyai", destination=f"s3://{s3.bucket}/lake/", destination_conn_id=AWS_CONN,
+            page_size=PAGE, checkpoint_every_pages=EVERY, max_parallel=WORKERS, hook_params={"max_attempts": 1})
+
+    s.reset_log()
+    reference_manifest = op().execute(context(DictStore()))
+    whole = per_sub_window(s, "polyai")
+    key = reference_manifest["uri"].removeprefix(f"s3://{s3.bucket}/")
+    reference = get(s3, key)
+    assert sorted(ids(reference)) == sorted(s.ground_truth(*WINDOW))
+    requests = sum(whole.values())
+    resumed = 0
+    for fail_after in range(3, requests, requests // 4):
+        s3.delete_object(Bucket=s3.bucket, Key=key)
+        store = DictStore()
+        s.faults = Faults(fail_after=s.stats.ok_pages + fail_after)
+        with pytest.raises(Exception):  # noqa: B017,PT011
+            op().execute(context(store))
+        assert key not in keys(s3, "lake/"), "no partial object is visible"
+        saved = store.data.get(KEY)
+        if saved is not None:
+            token = saved["walk"]["parallel"]["token"]
+            staged = [k for k in keys(s3, "lake/") if f".{token}.part-" in k]
+            assert staged, "the part files are hidden objects beside the final key"
+            assert all(k.rpartition("/")[2].startswith(".") for k in keys(s3, "lake/"))
+        s.faults = Faults()
+        s.reset_log()
+        manifest = op().execute(context(store))
+        assert get(s3, key) == reference, f"byte-identical after a failure after {fail_after} good requests"
+        assert store.data == {}
+        assert keys(s3, "lake/") == [key], "no part file is left"
+        assert uploads(s3) == []
+        if saved is not None:
+            resumed += 1
+            assert manifest["resumed_from_page"] is not None
+            assert sum(per_sub_window(s, "polyai").values()) < requests
+    assert resumed > 0
