@@ -329,7 +329,8 @@ class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
     :param checkpoint_every_pages: pages between checkpoints (default 100; ``None``: none). At each one the
         object's bytes so far become durable staged parts and the walk's position goes to the task state store
         (Airflow 3.3+), so a retry continues there instead of at the window start; the object is the same, byte
-        for byte. Sequential JSON Lines exports (``max_parallel=1``). See the README, "Resumable exports".
+        for byte; with ``max_parallel > 1`` each sub-window checkpoints on its own. See the README, "Resumable
+        exports".
     """
 
     template_fields: Sequence[str] = (*_ConversationsBaseOperator.template_fields, "destination",
