@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gzip
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -219,3 +219,25 @@ def test_a_parallel_export_resumes_on_s3_byte_identical(s3, sim, set_connection)
             assert manifest["resumed_from_page"] is not None
             assert sum(per_sub_window(s, "polyai").values()) < requests
     assert resumed > 0
+
+
+class SizedStore(DictStore):
+    """Remembers the largest checkpoint saved."""
+
+    largest = 0
+
+    def set(self, key: str, value: Any) -> None:
+        super().set(key, value)
+        self.largest = max(self.largest, len(orjson.dumps(value)))
+
+
+def test_the_checkpoint_of_64_workers_stays_small(tmp_path, sim, set_connection):
+    """64 workers x 4 sub-windows: only the sub-windows in flight hold a position, far below the 256 KiB cap."""
+    s = sim("polyai", conversations=6000, span=timedelta(hours=3))
+    set_connection("polyai", s.connection())
+    store = SizedStore()
+    s.reset_log()
+    run(tmp_path / "ref", "polyai", store, max_parallel=64)
+    assert len(per_sub_window(s, "polyai")) == 64 * PARTS_PER_WORKER
+    assert store.sets > 64 * PARTS_PER_WORKER, "a checkpoint at every sub-window boundary and end"
+    assert 0 < store.largest < 96 * 1024
