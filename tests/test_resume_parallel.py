@@ -67,6 +67,7 @@ def test_a_parallel_export_resumes_per_sub_window_to_the_same_bytes(tmp_path, si
     assert gzip.decompress(ref_bytes) == gzip.decompress(seq_bytes), "the sequential export's records, in order"
     assert_exactly_once(ids(ref_bytes, ID.get(vendor, "id")), truth)
     assert reference["count"] == sequential["count"] == len(truth)
+    assert reference["checkpoints"] >= len(whole), "one at every sub-window's end at least"
     requests = sum(whole.values())
     resumed = 0
     for fail_after in range(1, requests, 5):

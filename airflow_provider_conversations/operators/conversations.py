@@ -565,6 +565,7 @@ class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
                                           checkpoint_every=spool.every):
             spool.add(page, json_lines(records), len(records))
         spool.write(out)
+        out.checkpoints = spool.saved  # (the manifest's "checkpoints": the writer itself stages nothing here)
         return saved["walk"]["number"] + 1 if saved is not None else None
 
     def _write_checkpointed(self, pages: Iterator[tuple[Page, list[dict[str, Any]]]], out: JsonLinesWriter,

@@ -187,6 +187,7 @@ class ParallelSpool:
             self.parts = {int(k): _SubWindow(int(k), v) for k, v in saved["parts"].items()}
         self.files = PartFiles(path, token) if save is not None else None
         self.stale_removed = 0
+        self.saved = 0  # checkpoints saved by this try
 
     @staticmethod
     def check(walk: Mapping[str, Any], path: ObjectStoragePath) -> str | None:
@@ -253,6 +254,7 @@ class ParallelSpool:
         if self.files is not None and self.save is not None:
             self._stage(part)
             self.save(self.walk_state())
+            self.saved += 1
 
     def _stage(self, part: _SubWindow) -> None:
         assert self.files is not None
