@@ -14,7 +14,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import BinaryIO, Generic, Protocol, TypeVar
+from typing import Any, BinaryIO, Generic, Protocol, TypeVar
 
 from airflow_provider_conversations.engine.walk import Page
 
@@ -27,11 +27,19 @@ T = TypeVar("T")
 
 
 def run_parallel(walks: Sequence[Callable[[], Iterator[Page]]], workers: int, *,
-                 thread_name: str) -> Iterator[Page]:
+                 thread_name: str, indexes: Sequence[int] | None = None,
+                 freeze_every: int | None = None) -> Iterator[Page]:
     """Run the sub-window walks on ``workers`` threads; yield their pages as they come, tagged with ``part``.
 
     A bounded queue keeps memory flat (a slow consumer holds the workers back), and the first error stops every
-    worker and is raised to the consumer.
+    worker and is raised to the consumer. ``indexes`` are the sub-windows' indexes (``page.part``; default
+    ``0..n-1``): a resumed export walks only the sub-windows an earlier try did not finish.
+
+    ``freeze_every`` (checkpoints of a parallel walk): a worker runs ahead of the consumer, so a page's
+    ``resume_state()`` called later would describe a later position. With it, the position is taken in the
+    worker, right after the page, for each page whose number is a multiple of ``freeze_every`` and for the
+    last page of each sub-window (its ``next`` is ``None``: the sub-window is complete); every other page's
+    ``resume_state`` is ``None``. The last page is known by reading one page ahead.
     """
     pages: queue.Queue[Page | BaseException | None] = queue.Queue(maxsize=workers * 2)
     stop = threading.Event()
@@ -44,20 +52,43 @@ def run_parallel(walks: Sequence[Callable[[], Iterator[Page]]], workers: int, *,
             except queue.Full:
                 continue
 
+    def frozen(page: Page) -> None:
+        """Replace ``page.resume_state`` by the position it gives now (or by ``None``)."""
+        state = page.resume_state() if page.resume_state is not None else None
+        page.resume_state = None if state is None else (lambda: state)
+
     def work(index: int, walk: Callable[[], Iterator[Page]]) -> None:
         try:
+            held: Page | None = None
+            held_open: Callable[[], dict[str, Any]] | None = None  # the walk's live position (see freeze_every)
             for page in walk():
                 if stop.is_set():
                     return
                 page.part = index
-                put(page)
+                if freeze_every is None:
+                    put(page)
+                    continue
+                live = page.resume_state
+                if page.number % freeze_every == 0:
+                    frozen(page)  # now, before the walk goes on
+                else:
+                    page.resume_state = None
+                if held is not None:
+                    put(held)
+                held, held_open = page, live
+            if held is not None:
+                # The walk is over: its position now is the one right after its last page (nothing left).
+                if held.resume_state is None:
+                    held.resume_state = held_open
+                frozen(held)
+                put(held)
         except BaseException as exc:  # handed to the consumer, which re-raises it
             put(exc)
 
     remaining = len(walks)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=thread_name)
     try:
-        for index, walk in enumerate(walks):
+        for index, walk in zip(indexes if indexes is not None else range(len(walks)), walks, strict=True):
             pool.submit(work, index, walk).add_done_callback(lambda _: put(None))
         while remaining:
             item = pages.get()

@@ -380,10 +380,11 @@ class ConversationsHook(BaseHook):
         return {}
 
     def walk_with_details(self, plan: WalkPlan, options: DetailOptions | None,
-                          resume: Mapping[str, Any] | None = None) -> Iterator[Page]:
+                          resume: Mapping[Any, Any] | None = None, *,
+                          checkpoint_every: int | None = None) -> Iterator[Page]:
         """The pages of :meth:`walk` (from ``resume``, if given), with each item's detail under ``"detail"`` when
         ``options`` is given."""
-        pages = self.walk(plan, resume)
+        pages = self.walk(plan, resume, checkpoint_every=checkpoint_every)
         if options is None or self.detail_endpoint is None:
             return pages  # no details, or inline ones (PolyAI: the items carry them)
         return with_details(pages, self.get_conversation, id_field=self.id_field, options=options,
@@ -464,19 +465,24 @@ class ConversationsHook(BaseHook):
         self.check_connection_filters(filters)
         return WalkPlan(window, key, filters, self.page_size or limit, workers, dict(extra_params or {}))
 
-    def walk(self, plan: WalkPlan, resume: Mapping[str, Any] | None = None) -> Iterator[Page]:
+    def walk(self, plan: WalkPlan, resume: Mapping[Any, Any] | None = None, *,
+             checkpoint_every: int | None = None) -> Iterator[Page]:
         """The pages of a planned walk: in walk order, or with ``plan.workers > 1`` sub-windows fetched by that
         many threads (pages then arrive in completion order, tagged with ``page.part``; see ``in_walk_order``).
 
-        ``resume`` (sequential walks): a ``page.resume_state()`` of an earlier walk of the same plan, to continue
-        from instead of the window start."""
+        ``resume``: for a sequential walk, a ``page.resume_state()`` of an earlier walk of the same plan, to
+        continue from instead of the window start; for a parallel one, the sub-windows still to walk, each
+        index mapped to such a position or to ``None`` (from its start); the others are not walked.
+        ``checkpoint_every`` (parallel walks): see ``run_parallel``'s ``freeze_every``."""
         if plan.workers == 1:
             return self._walk_window(plan, plan.window, resume)
-        if resume is not None:
-            raise ValueError("resume is for sequential walks (max_parallel=1)")
         parts = plan.window.split(plan.workers * PARTS_PER_WORKER)
-        return run_parallel([partial(self._walk_window, plan, part) for part in parts], plan.workers,
-                            thread_name=f"{self.vendor}-window")
+        todo: Mapping[Any, Any] = dict.fromkeys(range(len(parts))) if resume is None else resume
+        if any(not isinstance(i, int) or not 0 <= i < len(parts) for i in todo):
+            raise ValueError(f"resume names sub-windows {sorted(todo)!r}, but this walk has {len(parts)}")
+        indexes = sorted(todo)
+        return run_parallel([partial(self._walk_window, plan, parts[i], todo[i]) for i in indexes], plan.workers,
+                            thread_name=f"{self.vendor}-window", indexes=indexes, freeze_every=checkpoint_every)
 
     def _walk_window(self, plan: WalkPlan, window: Window,
                      resume: Mapping[str, Any] | None = None) -> Iterator[Page]:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 import orjson
 from airflow.sdk import BaseOperator, ObjectStoragePath, XComArg
 
-from airflow_provider_conversations.engine.parallel import FileParts, MemoryParts, in_walk_order
+from airflow_provider_conversations.engine.parallel import PARTS_PER_WORKER, FileParts, MemoryParts, in_walk_order
 from airflow_provider_conversations.exceptions import ConfigurationError, ConversationsError
 from airflow_provider_conversations.operators.lineage import emit_asset_events, input_datasets, output_datasets
 from airflow_provider_conversations.output.layout import object_path
@@ -39,6 +39,7 @@ from airflow_provider_conversations.tasks.checkpoint import (
     export_identity,
 )
 from airflow_provider_conversations.tasks.interval import window_for_task
+from airflow_provider_conversations.tasks.parallel_checkpoint import ParallelSpool
 from airflow_provider_conversations.tasks.progress import Progress
 from airflow_provider_conversations.windows import Window, iso_z
 
@@ -158,10 +159,10 @@ class _ConversationsBaseOperator(BaseOperator):
         return hook
 
     def _shaped(self, hook: ConversationsHook, plan: WalkPlan, shaper: RecordShaper, progress: Progress,
-                resume: Mapping[str, Any] | None = None,
-                count: int = 0) -> Iterator[tuple[Page, list[dict[str, Any]]]]:
+                resume: Mapping[Any, Any] | None = None, count: int = 0, *,
+                checkpoint_every: int | None = None) -> Iterator[tuple[Page, list[dict[str, Any]]]]:
         """Each page of the walk with its records, shaped; progress in the task log."""
-        for page in hook.walk_with_details(plan, self._details, resume):
+        for page in hook.walk_with_details(plan, self._details, resume, checkpoint_every=checkpoint_every):
             records = shaper.shape(page)
             count += len(records)
             progress.page(count)
@@ -328,7 +329,8 @@ class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
     :param checkpoint_every_pages: pages between checkpoints (default 100; ``None``: none). At each one the
         object's bytes so far become durable staged parts and the walk's position goes to the task state store
         (Airflow 3.3+), so a retry continues there instead of at the window start; the object is the same, byte
-        for byte. Sequential JSON Lines exports (``max_parallel=1``). See the README, "Resumable exports".
+        for byte; with ``max_parallel > 1`` each sub-window checkpoints on its own. See the README, "Resumable
+        exports".
     """
 
     template_fields: Sequence[str] = (*_ConversationsBaseOperator.template_fields, "destination",
@@ -428,26 +430,34 @@ class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
             else:
                 checkpoints = self._checkpoints(context, hook, window, filters, plan, path)
                 saved = checkpoints.load() if checkpoints is not None else None
-                out_jl = self._open_writer(path, saved)
-                if saved is not None and out_jl.resume is None:
-                    saved = None  # its staged parts are gone (logged): from the window start
-                resumed_from = saved["walk"]["number"] + 1 if saved is not None else None
-                if saved is not None:
-                    self.log.info("Resuming from page %d of the window: %d conversations already written (%d "
-                                  "bytes, staged) by an earlier try", resumed_from, out_jl.count, out_jl.bytes)
-                with out_jl:
-                    if plan.workers > 1:
-                        # Parallel sub-windows arrive in completion order: spooled and written back in walk
-                        # order, so the object is the same, byte for byte, as a sequential export's.
-                        lines = ((page, json_lines(records))
-                                 for page, records in self._shaped(hook, plan, shaper, progress))
-                        for chunk in in_walk_order(lines, FileParts(), parallel=True):
-                            out_jl.write_lines(chunk)
-                    else:
-                        self._write_checkpointed(
-                            self._shaped(hook, plan, shaper, progress, saved["walk"] if saved else None,
-                                         out_jl.count),
-                            out_jl, checkpoints)
+                spool: ParallelSpool | None = None
+                if plan.workers > 1 and self.checkpoint_every_pages is not None:
+                    saved, spool = self._parallel_spool(path, checkpoints, saved)
+                out_jl = self._open_writer(path, None if spool is not None else saved)
+                if spool is not None:
+                    with out_jl:
+                        resumed_from = self._write_parallel(hook, plan, shaper, progress, out_jl, spool, saved)
+                    spool.close(success=True)  # the object is complete: its part files go
+                else:
+                    if saved is not None and out_jl.resume is None:
+                        saved = None  # its staged parts are gone (logged): from the window start
+                    resumed_from = saved["walk"]["number"] + 1 if saved is not None else None
+                    if saved is not None:
+                        self.log.info("Resuming from page %d of the window: %d conversations already written (%d "
+                                      "bytes, staged) by an earlier try", resumed_from, out_jl.count, out_jl.bytes)
+                    with out_jl:
+                        if plan.workers > 1:
+                            # Parallel sub-windows arrive in completion order: spooled and written back in walk
+                            # order, so the object is the same, byte for byte, as a sequential export's.
+                            lines = ((page, json_lines(records))
+                                     for page, records in self._shaped(hook, plan, shaper, progress))
+                            for chunk in in_walk_order(lines, FileParts(), parallel=True):
+                                out_jl.write_lines(chunk)
+                        else:
+                            self._write_checkpointed(
+                                self._shaped(hook, plan, shaper, progress, saved["walk"] if saved else None,
+                                             out_jl.count),
+                                out_jl, checkpoints)
                 if checkpoints is not None:
                     checkpoints.clear()
                 out = out_jl
@@ -540,10 +550,6 @@ class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
         store = cast("Mapping[str, Any]", context).get("task_state_store")  # Airflow 3.3+
         if self.checkpoint_every_pages is None or store is None:
             return None
-        if plan.workers > 1:
-            self.log.info("max_parallel=%d: no checkpoints (resuming is for sequential exports); a retry starts "
-                          "from the window start", plan.workers)
-            return None
         identity = export_identity({
             "vendor": hook.vendor, "conn_id": self.conn_id, "base_url": hook.base_url,
             "start": iso_z(window.start), "end": iso_z(window.end), "time_key": self.time_key,
@@ -551,7 +557,7 @@ class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
             "exclude_fields": list(self.exclude_fields or ()), "page_size": plan.page_size,
             "compression": self.compression, "uri": object_uri(path),
             "checkpoint_every_pages": self.checkpoint_every_pages, "file_format": self.file_format,
-            "extra_params": dict(plan.extra_params),
+            "extra_params": dict(plan.extra_params), "max_parallel": plan.workers,
             "on_missing_detail": None if self._details is None else self._details.on_missing,
         })
         return Checkpoints(store, identity, self.log)
@@ -569,6 +575,39 @@ class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
             return out.open()
         except DestinationError as exc:
             raise self._fail(str(exc), DestinationError) from None
+
+    def _parallel_spool(self, path: ObjectStoragePath, checkpoints: Checkpoints | None,
+                        saved: dict[str, Any] | None) -> tuple[dict[str, Any] | None, ParallelSpool]:
+        """The spool of a parallel export, continuing ``saved`` when its part files are there as recorded."""
+        every = self.checkpoint_every_pages
+        assert every is not None
+        if saved is not None:
+            why = ParallelSpool.check(saved["walk"], path)
+            if why is not None:
+                self.log.warning("Ignoring the checkpoint: %s; starting from the window start", why)
+                saved = None
+        save = None if checkpoints is None else partial(_save_parallel, checkpoints)
+        return saved, ParallelSpool(path, every, save=save, saved=saved["walk"]["parallel"] if saved else None)
+
+    def _write_parallel(self, hook: ConversationsHook, plan: WalkPlan, shaper: RecordShaper, progress: Progress,
+                        out: JsonLinesWriter, spool: ParallelSpool, saved: Mapping[str, Any] | None) -> int | None:
+        """Walk the sub-windows not done yet, each from its own position, spooling (and checkpointing) each on
+        its own; then write them to ``out`` in walk order. Returns the resumed checkpoint's chunk count."""
+        if not out.resumable:
+            spool.save, spool.files = None, None  # the destination cannot stage: no checkpoints
+        spool.start()
+        total = len(plan.window.split(plan.workers * PARTS_PER_WORKER))
+        todo = spool.remaining(total)
+        if saved is not None:
+            self.log.info("Resuming a parallel export: %d of %d sub-windows complete, %d continue from their "
+                          "checkpoints; %d conversations already staged by an earlier try", spool.done_parts(),
+                          total, sum(p is not None for p in todo.values()), spool.count)
+        for page, records in self._shaped(hook, plan, shaper, progress, todo, spool.count,
+                                          checkpoint_every=spool.every):
+            spool.add(page, json_lines(records), len(records))
+        spool.write(out)
+        out.checkpoints = spool.saved  # (the manifest's "checkpoints": the writer itself stages nothing here)
+        return saved["walk"]["number"] + 1 if saved is not None else None
 
     def _write_checkpointed(self, pages: Iterator[tuple[Page, list[dict[str, Any]]]], out: JsonLinesWriter,
                             checkpoints: Checkpoints | None) -> None:
@@ -610,6 +649,11 @@ class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
             manifest = pulled if isinstance(pulled, dict) else None
         return OperatorLineage(inputs=input_datasets(self._lineage_input),
                                outputs=output_datasets(self._output, manifest))
+
+
+def _save_parallel(checkpoints: Checkpoints, walk: dict[str, Any]) -> None:
+    """A parallel export's checkpoint: its state is all in the walk's sub-windows (the object is written last)."""
+    checkpoints.save(walk, {"parallel": True})
 
 
 __all__ = [

@@ -98,6 +98,10 @@ class Checkpoints:
             return ("it belongs to another export (window, connection, vendor, filters, time key or output options "
                     "differ)")
         walk, output = value.get("walk"), value.get("output")
+        if isinstance(walk, Mapping) and "parallel" in walk:  # per-sub-window state: see parallel_checkpoint.py
+            if walk.get("version") == STATE_VERSION and isinstance(walk["parallel"], Mapping):
+                return None
+            return "it is corrupt (its walk or output state is missing or malformed)"
         if not (isinstance(walk, Mapping) and walk.get("version") == STATE_VERSION
                 and isinstance(output, Mapping) and isinstance(output.get("staged"), Mapping)
                 and all(isinstance(output.get(k), int) for k in ("count", "bytes", "uncompressed_bytes"))
