@@ -25,6 +25,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -160,8 +161,8 @@ def _wait_until(what: str, check: Any, timeout: float, procs: _Processes, interv
     raise RuntimeError(f"{what} not ready after {timeout:g} s; logs in {procs.logs}")
 
 
-def _start_postgres(scratch: Path, procs: _Processes) -> int:
-    data, sockets = scratch / "pgdata", scratch / "pgsock"
+def _start_postgres(folder: Path, procs: _Processes) -> int:
+    data, sockets = folder / "pgdata", folder / "pgsock"
     data.mkdir()
     sockets.mkdir()
     _chown_for_postgres(data, sockets)
@@ -256,12 +257,10 @@ def cluster(scratch: Path, *, port: int | None = None, workers: int = 2, concurr
     if scratch.exists():
         shutil.rmtree(scratch)
     scratch.mkdir(parents=True)
-    # PostgreSQL runs as another user when we are root: it must be able to reach its folders.
-    for p in [scratch, *scratch.parents]:
-        if p == Path(p.anchor) or os.geteuid() != 0:
-            break
-        if not os.stat(p).st_mode & 0o001:
-            raise RuntimeError(f"{p} is not traversable by other users; put the cluster's scratch folder elsewhere")
+    # PostgreSQL runs as another user when we are root, and the checkout may sit in a folder only root can enter
+    # (a clone in `mktemp -d`, mode 0700): its data and socket folders live in a temp folder of their own.
+    pg_root = Path(tempfile.mkdtemp(prefix="conversations-cluster-pg-"))
+    pg_root.chmod(0o711)
     home, output, logs = scratch / "airflow-home", scratch / "output", scratch / "logs"
     for p in (home, output, logs):
         p.mkdir()
@@ -270,7 +269,7 @@ def cluster(scratch: Path, *, port: int | None = None, workers: int = 2, concurr
     airflow = str(Path(sys.executable).parent / "airflow")
     names = [f"worker-{i + 1}" for i in range(workers)]
     try:
-        pg_port = _start_postgres(scratch, procs)
+        pg_port = _start_postgres(pg_root, procs)
         redis_port = _start_redis(scratch, procs)
         with simulators(conversations, seed=seed, max_seconds=max_seconds, ports=sim_ports, only=vendors) as sims:
             if latency_ms:
@@ -317,6 +316,7 @@ def cluster(scratch: Path, *, port: int | None = None, workers: int = 2, concurr
             yield c
     finally:
         procs.stop_all()
+        shutil.rmtree(pg_root, ignore_errors=True)
 
 
 def run(scratch: Path, port: int, workers: int, minutes: float, conversations: int) -> int:
