@@ -408,6 +408,12 @@ class ConversationsToObjectStorageOperator(_ConversationsBaseOperator):
                           iso_z(window.start), iso_z(window.end), object_uri(path))
             if self.file_format == "parquet":
                 checkpoints = self._checkpoints(context, hook, window, filters, plan, path)
+                if checkpoints is not None and plan.workers > 1:
+                    # Per-sub-window checkpoints are JSON Lines' (tasks/parallel_checkpoint.py); Parquet segments
+                    # follow the walk order, which parallel sub-windows do not arrive in.
+                    self.log.info("max_parallel=%d: no checkpoints (resuming is for sequential exports) with "
+                                  "file_format='parquet'; a retry starts from the window start", plan.workers)
+                    checkpoints = None
                 saved = checkpoints.load() if checkpoints is not None else None
                 out_pq = self._open_parquet(path, hook, window, filters, plan, checkpoints, saved)
                 if saved is not None and out_pq.resume is None:

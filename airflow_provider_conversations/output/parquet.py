@@ -47,6 +47,7 @@ from airflow_provider_conversations.output.targets import (
     AtomicTarget,
     StagedPartsMissing,
     atomic_target,
+    fsync_directory,
     is_local,
     object_uri,
 )
@@ -429,12 +430,7 @@ class _Segments:
             f.flush()
             if self.local:
                 os.fsync(f.fileno())
-                with contextlib.suppress(OSError):  # the new name's durability; some filesystems refuse it
-                    fd = os.open(self.directory, os.O_RDONLY)
-                    try:
-                        os.fsync(fd)
-                    finally:
-                        os.close(fd)
+                fsync_directory(self.directory)
             else:
                 assert self.fs is not None
                 f.seek(0)

@@ -41,6 +41,16 @@ if TYPE_CHECKING:
 LOCAL_PROTOCOLS = ("", "file", "local")
 
 
+def fsync_directory(directory: str) -> None:
+    """Make a new name in ``directory`` durable (after a rename or a new file); some filesystems refuse it."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 def is_local(path: ObjectStoragePath) -> bool:
     return (path.protocol or "") in LOCAL_PROTOCOLS
 
@@ -211,13 +221,7 @@ class _LocalTarget(AtomicTarget):
             os.fsync(self._file.fileno())
             self._file.close()
             os.replace(self.temp, self.final)
-            # Durability of the rename; atomicity does not depend on it, and some filesystems refuse it.
-            with contextlib.suppress(OSError):
-                fd = os.open(self.directory, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+            fsync_directory(self.directory)  # the rename's durability (atomicity does not depend on it)
         finally:
             self._unlock()
 
@@ -504,4 +508,5 @@ def atomic_target(path: ObjectStoragePath, *, block_size: int | None = None) -> 
     return _TempObjectTarget(fs, path.path)
 
 
-__all__ = ["LOCAL_PROTOCOLS", "AtomicTarget", "StagedPartsMissing", "atomic_target", "is_local", "object_uri"]
+__all__ = ["LOCAL_PROTOCOLS", "AtomicTarget", "StagedPartsMissing", "atomic_target", "fsync_directory", "is_local",
+           "object_uri"]

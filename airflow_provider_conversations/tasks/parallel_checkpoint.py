@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from airflow_provider_conversations.engine.walk import STATE_VERSION
-from airflow_provider_conversations.output.targets import is_local
+from airflow_provider_conversations.output.targets import fsync_directory, is_local
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -71,12 +71,7 @@ class PartFiles:
                 _copy(source, f, size)
                 f.flush()
                 os.fsync(f.fileno())
-            with contextlib.suppress(OSError):  # the new name's durability; some filesystems refuse it
-                fd = os.open(self.directory, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+            fsync_directory(self.directory)
         else:
             with self.fs.open(target, "wb") as f:
                 _copy(source, f, size)
