@@ -84,12 +84,16 @@ def run_parallel(walks: Sequence[Callable[[], Iterator[Page]]], workers: int, *,
                 put(held)
         except BaseException as exc:  # handed to the consumer, which re-raises it
             put(exc)
+        finally:
+            # "This sub-window is done", always from the worker thread: a done-callback runs in the submitting
+            # thread when the walk already finished, and there, with the queue full, it waited for itself.
+            put(None)
 
     remaining = len(walks)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=thread_name)
     try:
         for index, walk in zip(indexes if indexes is not None else range(len(walks)), walks, strict=True):
-            pool.submit(work, index, walk).add_done_callback(lambda _: put(None))
+            pool.submit(work, index, walk)
         while remaining:
             item = pages.get()
             if item is None:
